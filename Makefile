@@ -1,0 +1,48 @@
+# bqlab: two commands do everything on a fresh Debian 12 machine.
+#   make run    build QEMU, the guest kernel and image (cached), run the default scenarios
+#   make test   the pytest suite (unit tests, then VM tests)
+
+PYTHON ?= python3
+VENV   := .venv
+BQLAB  := $(VENV)/bin/bqlab
+PYTEST := $(VENV)/bin/pytest
+STAMP  := $(VENV)/.installed
+
+# Scenarios `make run` runs; override: make run SCENARIOS="smoke"
+SCENARIOS ?= smoke
+# Extra pytest arguments, e.g. make test PYTEST_ARGS="-m 'not vm'"
+PYTEST_ARGS ?=
+
+.PHONY: run test unit vm build lint venv clean-venv
+
+run: $(STAMP)
+	$(BQLAB) build all
+	$(BQLAB) run $(SCENARIOS)
+
+test: $(STAMP)
+	$(PYTEST) $(PYTEST_ARGS)
+
+unit: $(STAMP)
+	$(PYTEST) -m "not vm" $(PYTEST_ARGS)
+
+vm: $(STAMP)
+	$(PYTEST) -m vm $(PYTEST_ARGS)
+
+build: $(STAMP)
+	$(BQLAB) build all
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check harness tests
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import venv' 2>/dev/null || { \
+	  echo "python3 venv module missing: apt-get install python3-venv"; exit 3; }
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	@touch $@
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,114 @@
+"""Build the guest root filesystem: Debian bookworm (debootstrap) + bqlab init + modules.
+
+Two cache levels: the debootstrap tree (keyed by the package list, ~1.5 min) and the final
+ext4 image (keyed by that, the kernel artifact and images/ files, a few seconds), so a new
+kernel does not re-run debootstrap. VMs boot the image with snapshot=on: it never changes.
+"""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from .. import hostdeps
+from ..cachekey import file_digest, make_key
+from ..paths import repo_root
+from ..steps import run_logged
+from ..store import Artifact, ensure
+
+RECIPE_VERSION = 1
+SUITE = "bookworm"
+MIRROR = "http://deb.debian.org/debian"
+IMAGE_NAME = "rootfs.ext4"
+KEY_NAME = "id_ed25519"
+FREE_SPACE_MB = 1024
+
+
+def images_dir() -> Path:
+    return repo_root() / "images"
+
+
+def packages() -> list[str]:
+    lines = (images_dir() / "packages.txt").read_text().splitlines()
+    return [p for p in (line.split("#", 1)[0].strip() for line in lines) if p]
+
+
+def rootfs_inputs() -> dict:
+    return {"recipe": RECIPE_VERSION, "suite": SUITE, "mirror": MIRROR,
+            "variant": "minbase", "packages": packages()}
+
+
+def image_inputs(kernel_art: Path) -> dict:
+    return {"recipe": RECIPE_VERSION, "rootfs": make_key(rootfs_inputs()),
+            "kernel": kernel_art.name,
+            "files": {n: file_digest(images_dir() / n) for n in ("init", "sshd_config")},
+            "free_mb": FREE_SPACE_MB}
+
+
+def image_artifact(kernel_art: Path) -> Artifact:
+    return Artifact("image", make_key(image_inputs(kernel_art)))
+
+
+def build_rootfs(force: bool = False) -> Path:
+    art = Artifact("rootfs", make_key(rootfs_inputs()))
+
+    def do_build(out: Path) -> None:
+        hostdeps.require_packages(hostdeps.IMAGE_BUILD, "building the guest image")
+        root = out / "root"
+        run_logged("debootstrap Debian bookworm (~1.5 min)",
+                   ["debootstrap", "--variant=minbase", f"--include={','.join(packages())}",
+                    SUITE, str(root), MIRROR], out / "build.log")
+        for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
+            for p in (root / junk).glob("*"):
+                if p.is_file():
+                    p.unlink()
+
+    return ensure(art, "guest rootfs", rootfs_inputs(), do_build, force=force)
+
+
+def _install_guest_files(staging: Path, kernel_art: Path, out: Path) -> None:
+    shutil.copy2(images_dir() / "init", staging / "sbin" / "bqlab-init")
+    (staging / "sbin" / "bqlab-init").chmod(0o755)
+    shutil.copy2(images_dir() / "sshd_config", staging / "etc/ssh/sshd_config.d/bqlab.conf")
+    (staging / "etc/hosts").write_text("127.0.0.1 localhost\n::1 localhost\n")
+
+    # Host key and the harness's login key are made now, not at boot (boot time matters).
+    for old in (staging / "etc/ssh").glob("ssh_host_*"):
+        old.unlink()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "bqlab-guest",
+                    "-f", str(staging / "etc/ssh/ssh_host_ed25519_key")], check=True)
+    shutil.copy2(staging / "etc/ssh/ssh_host_ed25519_key.pub", out / "host_key.pub")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "bqlab-harness",
+                    "-f", str(out / KEY_NAME)], check=True)
+    ssh_dir = staging / "root/.ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    shutil.copy2(out / f"{KEY_NAME}.pub", ssh_dir / "authorized_keys")
+    (ssh_dir / "authorized_keys").chmod(0o600)
+
+    modules = kernel_art / "modules" / "lib" / "modules"
+    if modules.is_dir():
+        shutil.copytree(modules, staging / "usr/lib/modules", symlinks=True,
+                        dirs_exist_ok=True)
+
+
+def _du_mb(path: Path) -> int:
+    res = subprocess.run(["du", "-sm", str(path)], capture_output=True, text=True, check=True)
+    return int(res.stdout.split()[0])
+
+
+def build(kernel_art: Path, force: bool = False) -> Path:
+    rootfs = build_rootfs()
+    art = image_artifact(kernel_art)
+
+    def do_build(out: Path) -> None:
+        hostdeps.require_packages(hostdeps.IMAGE_BUILD, "building the guest image")
+        staging = out / "staging"
+        log = out / "build.log"
+        run_logged("copying rootfs", ["cp", "-a", str(rootfs / "root"), str(staging)], log)
+        _install_guest_files(staging, kernel_art, out)
+        size_mb = _du_mb(staging) * 5 // 4 + FREE_SPACE_MB
+        run_logged("mkfs.ext4 -d",
+                   ["mkfs.ext4", "-q", "-F", "-L", "bqlab-root", "-d", str(staging),
+                    str(out / IMAGE_NAME), f"{size_mb}M"], log)
+        shutil.rmtree(staging)
+
+    return ensure(art, "guest image", image_inputs(kernel_art), do_build, force=force)

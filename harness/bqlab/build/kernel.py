@@ -1,0 +1,241 @@
+"""Build the debug guest kernel: Debian's linux-source-6.12 (or your tree) + patches + config.
+
+Inputs (all enter the cache key):
+  source   Debian's linux-source-6.12 .deb (default) or a path to your own kernel tree
+  patches  guest-kernel/patches/series, then your patch files, applied in order (patch -p1)
+  config   tinyconfig + guest-kernel/config/*.config (sorted) + your fragments, merged
+           with merge_config.sh; every option a fragment asks for must survive olddefconfig
+The configured tree is kept per (source, patches, config) so later builds are incremental.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import hostdeps
+from ..cachekey import file_digest, make_key, tree_digests
+from ..errors import BadInput, InfraError
+from ..paths import cache_root, repo_root
+from ..steps import run_logged, say
+from ..store import Artifact, ensure
+from . import sources
+
+RECIPE_VERSION = 1
+DEBIAN_TOPDIR = "linux-source-6.12"
+
+
+def kernel_dir() -> Path:
+    return repo_root() / "guest-kernel"
+
+
+def _split_paths(value: str | None) -> list[Path]:
+    if not value:
+        return []
+    return [Path(p).expanduser().resolve() for p in re.split(r"[\s:]+", value.strip()) if p]
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """What to build. Defaults come from BQLAB_KERNEL_TREE/_PATCHES/_CONFIG."""
+
+    tree: Path | None = None
+    patches: tuple[Path, ...] = field(default_factory=tuple)
+    fragments: tuple[Path, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def from_env(cls, tree: str | None = None, patches: list[str] | None = None,
+                 fragments: list[str] | None = None) -> "KernelSpec":
+        tree_s = tree or os.environ.get("BQLAB_KERNEL_TREE")
+        patch_list = [Path(p).resolve() for p in patches or []] or \
+            _split_paths(os.environ.get("BQLAB_KERNEL_PATCHES"))
+        frag_list = [Path(p).resolve() for p in fragments or []] or \
+            _split_paths(os.environ.get("BQLAB_KERNEL_CONFIG"))
+        spec = cls(Path(tree_s).expanduser().resolve() if tree_s else None,
+                   tuple(patch_list), tuple(frag_list))
+        spec.validate()
+        return spec
+
+    def validate(self) -> None:
+        if self.tree is not None and not (self.tree / "Makefile").is_file():
+            raise BadInput(f"kernel tree {self.tree}: no Makefile there (expected a Linux tree)")
+        for p in (*self.patches, *self.fragments):
+            if not p.is_file():
+                raise BadInput(f"{p}: no such file")
+
+    def all_patches(self) -> list[Path]:
+        series = kernel_dir() / "patches" / "series"
+        ours: list[Path] = []
+        if series.is_file():
+            for line in series.read_text().splitlines():
+                line = line.split("#", 1)[0].strip()
+                if line:
+                    ours.append(kernel_dir() / "patches" / line)
+        return ours + list(self.patches)
+
+    def all_fragments(self) -> list[Path]:
+        return sorted((kernel_dir() / "config").glob("*.config")) + list(self.fragments)
+
+
+def _user_tree_id(tree: Path) -> dict:
+    """Identify a user tree by git HEAD + uncommitted diff, or by a stat walk."""
+    git = subprocess.run(["git", "-C", str(tree), "rev-parse", "HEAD"],
+                         capture_output=True, text=True, check=False)
+    if git.returncode == 0:
+        diff = subprocess.run(["git", "-C", str(tree), "diff", "HEAD"],
+                              capture_output=True, check=False).stdout
+        untracked = subprocess.run(
+            ["git", "-C", str(tree), "ls-files", "--others", "--exclude-standard"],
+            capture_output=True, text=True, check=False).stdout
+        return {"path": str(tree), "head": git.stdout.strip(),
+                "diff": make_key({"d": diff.hex()}), "untracked": untracked.split()}
+    entries = []
+    for p in sorted(tree.rglob("*")):
+        if p.is_file() and not p.name.endswith((".o", ".cmd", ".ko")):
+            st = p.stat()
+            entries.append((str(p.relative_to(tree)), st.st_size, st.st_mtime_ns))
+    return {"path": str(tree), "stat": make_key({"e": entries})}
+
+
+def tree_inputs(spec: KernelSpec) -> dict:
+    if spec.tree is None:
+        deb = sources.linux_source_deb()
+        source = {"debian": sources.LINUX_SOURCE_PACKAGE,
+                  "version": sources.linux_source_version(deb)}
+    else:
+        source = {"tree": _user_tree_id(spec.tree)}
+    return {
+        "recipe": RECIPE_VERSION,
+        "source": source,
+        "patches": [(p.name, file_digest(p)) for p in spec.all_patches()],
+        "fragments": [(p.name, file_digest(p)) for p in spec.all_fragments()],
+    }
+
+
+def driver_inputs() -> dict[str, str]:
+    """The bqnic driver sources built into the kernel (present once the driver lands)."""
+    return tree_digests(kernel_dir() / "drivers")
+
+
+def inputs(spec: KernelSpec) -> dict:
+    return {**tree_inputs(spec), "driver": driver_inputs()}
+
+
+def artifact(spec: KernelSpec) -> Artifact:
+    return Artifact("kernel", make_key(inputs(spec)))
+
+
+def wanted_options(fragments: list[Path]) -> dict[str, str]:
+    """CONFIG_X -> value ('n' for '# CONFIG_X is not set') from config fragments."""
+    wanted: dict[str, str] = {}
+    for frag in fragments:
+        for line in frag.read_text().splitlines():
+            line = line.strip()
+            m = re.match(r"^(CONFIG_\w+)=(.*)$", line)
+            if m:
+                wanted[m.group(1)] = m.group(2)
+                continue
+            m = re.match(r"^# (CONFIG_\w+) is not set$", line)
+            if m:
+                wanted[m.group(1)] = "n"
+    return wanted
+
+
+def config_mismatches(wanted: dict[str, str], config_text: str) -> list[str]:
+    """Options a fragment asked for that the final .config does not have."""
+    have: dict[str, str] = {}
+    for line in config_text.splitlines():
+        m = re.match(r"^(CONFIG_\w+)=(.*)$", line)
+        if m:
+            have[m.group(1)] = m.group(2)
+    bad = []
+    for opt, val in wanted.items():
+        got = have.get(opt, "n")
+        if got != val:
+            bad.append(f"{opt}: wanted {val}, got {got}")
+    return bad
+
+
+def _prepare_source(spec: KernelSpec, dest: Path, log: Path) -> Path:
+    if spec.tree is None:
+        deb = sources.linux_source_deb()
+        run_logged(
+            "extracting linux-source-6.12",
+            ["sh", "-c", f"dpkg-deb --fsys-tarfile '{deb}' | "
+             f"tar -xO ./usr/src/{DEBIAN_TOPDIR}.tar.xz | tar -xJ -C '{dest}'"], log)
+        return dest / DEBIAN_TOPDIR
+    # Copy the user's tree without its VCS data and build products, so we never write
+    # into it and a stale .config there cannot leak in.
+    src = dest / "linux"
+    src.mkdir()
+    run_logged(
+        f"copying kernel tree {spec.tree}",
+        ["sh", "-c", f"tar -C '{spec.tree}' --exclude-vcs --exclude-vcs-ignores -cf - . | "
+         f"tar -C '{src}' -xf -"], log)
+    return src
+
+
+def _configured_tree(spec: KernelSpec) -> Path:
+    key = make_key(tree_inputs(spec))
+    tree = cache_root() / "kernel-tree" / key
+    if (tree / ".configured").exists():
+        return tree
+    if tree.exists():
+        shutil.rmtree(tree)
+    tree.mkdir(parents=True)
+    log = tree / "build.log"
+    src = _prepare_source(spec, tree, log)
+    for patch in spec.all_patches():
+        run_logged(f"applying {patch.name}",
+                   ["patch", "-p1", "--forward", "--batch", "-i", str(patch)], log, cwd=src)
+    fragments = spec.all_fragments()
+    run_logged("make tinyconfig", ["make", "tinyconfig"], log, cwd=src)
+    run_logged("merging config fragments",
+               ["scripts/kconfig/merge_config.sh", "-m", ".config",
+                *[str(f) for f in fragments]], log, cwd=src)
+    run_logged("make olddefconfig", ["make", "olddefconfig"], log, cwd=src)
+    bad = config_mismatches(wanted_options(fragments), (src / ".config").read_text())
+    if bad:
+        raise InfraError("kernel config: options the fragments ask for did not survive "
+                         "olddefconfig (missing dependency?):\n  " + "\n  ".join(bad))
+    (tree / "src").symlink_to(src.name)
+    (tree / ".configured").write_text(key)
+    return tree
+
+
+def _install_driver(src: Path) -> None:
+    """Copy bqlab's driver sources into the tree (no-op until guest-kernel/drivers exists)."""
+    drivers = kernel_dir() / "drivers"
+    if drivers.is_dir():
+        shutil.copytree(drivers, src / "drivers", dirs_exist_ok=True)
+
+
+def build(spec: KernelSpec, force: bool = False) -> Path:
+    art = artifact(spec)
+
+    def do_build(out: Path) -> None:
+        hostdeps.require_packages(hostdeps.KERNEL_BUILD, "building the guest kernel")
+        tree = _configured_tree(spec)
+        src = (tree / "src").resolve()
+        _install_driver(src)
+        jobs = str(os.cpu_count() or 2)
+        log = tree / "build.log"
+        run_logged("building the kernel (~6 min on 2 cores cold)",
+                   ["make", f"-j{jobs}", "bzImage", "modules"], log, cwd=src)
+        run_logged("installing modules",
+                   ["make", f"INSTALL_MOD_PATH={out / 'modules'}", "INSTALL_MOD_STRIP=1",
+                    "modules_install"], log, cwd=src)
+        for name, rel in (("bzImage", "arch/x86/boot/bzImage"), ("config", ".config"),
+                          ("System.map", "System.map")):
+            shutil.copy2(src / rel, out / name)
+        release = (src / "include/config/kernel.release").read_text().strip()
+        (out / "release").write_text(release + "\n")
+        say(f"kernel {release} ready")
+
+    return ensure(art, "guest kernel", inputs(spec), do_build, force=force)
+
+
+def release(art: Path) -> str:
+    return (art / "release").read_text().strip()

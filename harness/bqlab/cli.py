@@ -1,0 +1,173 @@
+"""The `bqlab` command line."""
+
+import argparse
+import json
+import sys
+
+from .errors import BqlabError, ExitCode
+
+
+def _kernel_spec(args: argparse.Namespace):
+    from .build.kernel import KernelSpec
+
+    return KernelSpec.from_env(args.kernel_tree, args.kernel_patch, args.kernel_config)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from .build import image, kernel, qemu
+
+    what = args.what
+    if what in ("all", "qemu"):
+        qemu.build(force=args.force)
+    if what in ("all", "kernel", "image"):
+        spec = _kernel_spec(args)
+        k = kernel.build(spec, force=args.force and what != "image")
+        if what in ("all", "image"):
+            image.build(k, force=args.force)
+    return ExitCode.PASS
+
+
+def cmd_paths(args: argparse.Namespace) -> int:
+    from .build.artifacts import resolve_paths
+
+    paths = resolve_paths(_kernel_spec(args), build_missing=False)
+    if args.json:
+        print(json.dumps(paths, indent=2))
+    else:
+        for k, v in paths.items():
+            print(f"{k:14} {v}")
+    return ExitCode.PASS
+
+
+def _built(args: argparse.Namespace):
+    from .build.artifacts import resolve
+
+    return resolve(_kernel_spec(args), build_missing=True)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from . import scenario
+    from .report import summary_table
+    from .runner import run_scenario
+
+    # Validate every scenario before building or booting anything.
+    scenarios = [scenario.load(name, args.set or []) for name in args.scenarios]
+    built = _built(args)
+    reports = []
+    try:
+        for sc in scenarios:
+            reports.append(run_scenario(sc, built))
+    finally:
+        if reports:
+            print(summary_table(reports))
+            for r in reports:
+                print(f"artifacts: {r.artifacts}")
+    return max(int(r.exit_code) for r in reports)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    import time
+
+    from . import scenario
+    from .rundir import new_run_dir
+    from .runner import vm_configs
+    from .topology import Topology
+
+    sc = scenario.load(args.scenario, args.set or [])
+    built = _built(args)
+    run_dir = new_run_dir("up")
+    with Topology(vm_configs(sc), built, run_dir) as topo:
+        known_hosts = run_dir / "known_hosts"
+        host_key = built.host_key.read_text().split()
+        known_hosts.write_text("".join(
+            f"[127.0.0.1]:{vm.port} {host_key[0]} {host_key[1]}\n" for vm in topo.vms.values()))
+        print(f"topology up ({topo.accel}); artifacts: {run_dir}")
+        for name, vm in topo.vms.items():
+            addr = topo.address(name)
+            print(f"  {name}: test0 {addr.ipv4} {addr.ipv6}")
+            print(f"    ssh -i {built.ssh_key} -p {vm.port} -o UserKnownHostsFile={known_hosts}"
+                  f" root@127.0.0.1")
+            print(f"    qmp: {vm.qmp_socket}  (e.g. socat - UNIX-CONNECT:{vm.qmp_socket})")
+            print(f"    console log: {vm.console_log}")
+        print("Ctrl-C stops both VMs.", flush=True)
+        try:
+            while True:
+                topo.wait_all_alive()
+                time.sleep(1)
+        except KeyboardInterrupt:
+            print("stopping ...", flush=True)
+    return ExitCode.PASS
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from . import bench
+
+    built = _built(args)
+    if args.what == "boot":
+        bench.boot(built, runs=args.runs)
+    return ExitCode.PASS
+
+
+def _add_kernel_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("guest kernel (also BQLAB_KERNEL_TREE/_PATCHES/_CONFIG)")
+    g.add_argument("--kernel-tree", metavar="DIR",
+                   help="build this Linux tree instead of Debian's linux-source-6.12")
+    g.add_argument("--kernel-patch", metavar="FILE", action="append",
+                   help="apply this patch (repeatable, applied in order)")
+    g.add_argument("--kernel-config", metavar="FILE", action="append",
+                   help="merge this config fragment (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bqlab", description="Reproduce NIC driver rx stalls and page_pool teardown bugs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("build", help="build QEMU, the guest kernel and the image (cached)")
+    p.add_argument("what", nargs="?", default="all", choices=["all", "qemu", "kernel", "image"])
+    p.add_argument("--force", action="store_true", help="rebuild even if cached")
+    _add_kernel_options(p)
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("run", help="run scenarios (built-in names or YAML files)")
+    p.add_argument("scenarios", nargs="+", metavar="SCENARIO")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a scenario option, e.g. vms.dut.nic=e1000e")
+    _add_kernel_options(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("up", help="boot the topology for hands-on work until Ctrl-C")
+    p.add_argument("scenario", nargs="?", default="smoke",
+                   help="take the VM setup from this scenario (default: smoke)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE")
+    _add_kernel_options(p)
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("bench", help="benchmarks (figures, not verdicts)")
+    p.add_argument("what", choices=["boot"])
+    p.add_argument("--runs", type=int, default=5)
+    _add_kernel_options(p)
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("paths", help="where the built artifacts are")
+    p.add_argument("--json", action="store_true")
+    _add_kernel_options(p)
+    p.set_defaults(func=cmd_paths)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except BqlabError as e:
+        print(f"bqlab: error: {e}", file=sys.stderr)
+        return int(e.exit_code)
+    except KeyboardInterrupt:
+        print("bqlab: interrupted", file=sys.stderr)
+        return int(ExitCode.INFRA_FAILURE)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Host packages the builds need: check, and install from Debian when we are root."""
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+
+from .errors import MissingTool
+from .steps import say
+
+# What each build step needs from Debian, by package name.
+QEMU_BUILD = ["ninja-build", "libglib2.0-dev", "libpixman-1-dev", "libslirp-dev", "flex",
+              "bison", "pkg-config", "python3-venv", "bzip2", "xz-utils", "dpkg-dev", "gcc",
+              "libfdt-dev",
+              "make"]
+KERNEL_BUILD = ["bc", "libelf-dev", "libssl-dev", "flex", "bison", "gcc", "make", "xz-utils",
+                "cpio", "kmod", "perl", "patch", "lz4"]
+IMAGE_BUILD = ["debootstrap", "e2fsprogs", "openssh-client"]
+VM_RUNTIME = ["seabios", "qemu-system-data", "ipxe-qemu"]
+
+SRC_LIST = Path("/etc/apt/sources.list.d/bqlab-deb-src.sources")
+SRC_ENTRY = """\
+# Added by bqlab: Debian source packages (QEMU is built from bookworm-backports' source).
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: bookworm bookworm-updates bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+"""
+
+_apt_updated = False
+
+
+def is_installed(package: str) -> bool:
+    res = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package],
+                         capture_output=True, text=True, check=False)
+    return res.returncode == 0 and "install ok installed" in res.stdout
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def apt_update() -> None:
+    global _apt_updated
+    if _apt_updated:
+        return
+    say("apt-get update")
+    subprocess.run(["apt-get", "update", "-q"], check=True, stdout=subprocess.DEVNULL)
+    _apt_updated = True
+
+
+def require_packages(packages: Iterable[str], purpose: str) -> None:
+    """Install missing Debian packages (as root) or explain how to get them."""
+    missing = sorted({p for p in packages if not is_installed(p)})
+    if not missing:
+        return
+    cmd = "apt-get install -y --no-install-recommends " + " ".join(missing)
+    if not _is_root() or shutil.which("apt-get") is None:
+        raise MissingTool(", ".join(missing), f"needed for {purpose}; install with: sudo {cmd}")
+    say(f"installing Debian packages for {purpose}: {' '.join(missing)}")
+    apt_update()
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    res = subprocess.run(cmd.split(), env=env, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        raise MissingTool(", ".join(missing),
+                          f"`{cmd}` failed:\n{res.stdout[-2000:]}{res.stderr[-2000:]}")
+
+
+def _has_backports_src() -> bool:
+    roots = [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*")]
+    for f in roots:
+        try:
+            text = f.read_text()
+        except OSError:
+            continue
+        if "deb-src" in text and "bookworm-backports" in text:
+            return True
+    return False
+
+
+def ensure_backports_sources() -> None:
+    """`apt-get source qemu/bookworm-backports` needs a deb-src line for backports."""
+    if _has_backports_src():
+        return
+    if not _is_root():
+        raise MissingTool("deb-src for bookworm-backports",
+                          f"add this as {SRC_LIST} (as root):\n{SRC_ENTRY}")
+    SRC_LIST.write_text(SRC_ENTRY)
+    say(f"added Debian source entries for bookworm(-backports) in {SRC_LIST}")
+    global _apt_updated
+    _apt_updated = False
+    apt_update()

@@ -1,0 +1,90 @@
+"""Run reports: report.json (schema in docs/report-schema.md), JUnit XML, a summary table."""
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ExitCode
+from .rundir import write_json
+
+SCHEMA = "bqlab.report/1"
+VERDICT_OF = {ExitCode.PASS: "PASS", ExitCode.VERDICT_FAILED: "FAIL",
+              ExitCode.BAD_INPUT: "BAD-INPUT", ExitCode.INFRA_FAILURE: "ERROR"}
+
+
+@dataclass
+class RunReport:
+    scenario: str
+    source: str
+    artifacts: Path
+    exit_code: ExitCode = ExitCode.PASS
+    error: str | None = None
+    accelerator: str = ""
+    kernel_release: str = ""
+    boot_seconds: dict[str, float] = field(default_factory=dict)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    findings: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    duration: float = 0.0
+
+    @property
+    def verdict(self) -> str:
+        return VERDICT_OF[self.exit_code]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA, "scenario": self.scenario, "source": self.source,
+            "verdict": self.verdict, "exit_code": int(self.exit_code), "error": self.error,
+            "accelerator": self.accelerator, "kernel_release": self.kernel_release,
+            "duration_s": round(self.duration, 2), "boot_seconds": self.boot_seconds,
+            "artifacts": str(self.artifacts), "steps": self.steps,
+            "console_findings": self.findings,
+        }
+
+    def write(self) -> None:
+        write_json(self.artifacts / "report.json", self.as_dict())
+        write_junit(self, self.artifacts / "junit.xml")
+
+
+def write_junit(rep: RunReport, path: Path) -> None:
+    suite = ET.Element("testsuite", name=f"bqlab.{rep.scenario}",
+                       time=f"{rep.duration:.2f}")
+    failures = errors = 0
+    for s in rep.steps:
+        case = ET.SubElement(suite, "testcase", classname=f"bqlab.{rep.scenario}",
+                             name=f"{s['index']:02d}-{s['kind']}", time=f"{s['seconds']:.2f}")
+        if not s["ok"]:
+            failures += 1
+            ET.SubElement(case, "failure", message=s["summary"]).text = s["summary"]
+    console = ET.SubElement(suite, "testcase", classname=f"bqlab.{rep.scenario}",
+                            name="console")
+    found = [f for fs in rep.findings.values() for f in fs]
+    if found:
+        failures += 1
+        ET.SubElement(console, "failure", message=f"{len(found)} kernel report(s)").text = \
+            "\n\n".join(f["excerpt"] for f in found)
+    if rep.error:
+        errors += 1
+        case = ET.SubElement(suite, "testcase", classname=f"bqlab.{rep.scenario}",
+                             name="harness")
+        ET.SubElement(case, "error", message=rep.error.splitlines()[0]).text = rep.error
+    suite.set("tests", str(len(suite)))
+    suite.set("failures", str(failures))
+    suite.set("errors", str(errors))
+    ET.ElementTree(suite).write(path, encoding="unicode", xml_declaration=True)
+
+
+def summary_table(reports: list[RunReport]) -> str:
+    rows = [("scenario", "verdict", "time", "detail")]
+    for r in reports:
+        if r.error:
+            detail = r.error.splitlines()[0][:70]
+        else:
+            bad = [s["summary"] for s in r.steps if not s["ok"]]
+            found = [f"{vm}: {f['text'][:60]}" for vm, fs in r.findings.items() for f in fs]
+            detail = (bad + found)[0] if bad or found else f"{len(r.steps)} steps ok"
+        rows.append((r.scenario, r.verdict, f"{r.duration:.0f}s", detail))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}  {d}" for a, b, c, d in rows]
+    lines.insert(1, "-" * max(len(line) for line in lines))
+    return "\n".join(lines)

@@ -1,0 +1,91 @@
+"""Run one scenario end to end: boot, steps, console checks, report. Always stops the VMs."""
+
+import signal
+import time
+from contextlib import contextmanager
+
+from .build.artifacts import BuiltArtifacts
+from .errors import BqlabError, ExitCode, InfraError
+from .report import RunReport
+from .rundir import new_run_dir
+from .scenario import Scenario
+from .steps import say
+from .steps_impl import run_step
+from .topology import Topology
+from .vm import VmConfig
+
+
+class ScenarioTimeout(InfraError):
+    pass
+
+
+@contextmanager
+def deadline(seconds: float, what: str):
+    """Raise ScenarioTimeout in the main thread when the scenario overruns."""
+
+    def on_alarm(_signum, _frame):
+        raise ScenarioTimeout(f"{what}: timed out after {seconds:.0f}s")
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def vm_configs(scenario: Scenario) -> list[VmConfig]:
+    # The DUT listens on the link socket, so it is configured (and started) first.
+    names = sorted(scenario.vms, key=lambda n: n != "dut")
+    return [VmConfig(name=n, cpus=scenario.vms[n]["cpus"], memory_mb=scenario.vms[n]["memory"],
+                     nic=scenario.vms[n]["nic"]) for n in names]
+
+
+def run_scenario(scenario: Scenario, built: BuiltArtifacts) -> RunReport:
+    run_dir = new_run_dir(scenario.name)
+    rep = RunReport(scenario.name, scenario.source, run_dir,
+                    kernel_release=built.kernel_release)
+    say(f"scenario {scenario.name}: artifacts in {run_dir}")
+    start = time.monotonic()
+    topo = Topology(vm_configs(scenario), built, run_dir)
+    try:
+        try:
+            with deadline(scenario.timeout, f"scenario {scenario.name}"):
+                topo.boot()
+                rep.accelerator = topo.accel
+                rep.boot_seconds = {k: round(v, 2) for k, v in topo.boot_seconds.items()}
+                for i, step in enumerate(scenario.steps):
+                    result = run_step(topo, i, step)
+                    rep.steps.append(result.as_dict())
+                    mark = "ok  " if result.ok else "FAIL"
+                    say(f"  [{mark}] step {i} {step['kind']}: {result.summary}")
+        finally:
+            # Outside the deadline: the stop itself must not be cut short by the alarm.
+            topo.stop()
+    except BqlabError as e:
+        rep.exit_code = e.exit_code
+        rep.error = str(e)
+    except KeyboardInterrupt as e:
+        rep.exit_code = ExitCode.INFRA_FAILURE
+        rep.error = f"interrupted ({e or 'Ctrl-C'})"
+        _finish(rep, topo, start)
+        raise
+    _finish(rep, topo, start)
+    return rep
+
+
+def _finish(rep: RunReport, topo: Topology, start: float) -> None:
+    rep.duration = time.monotonic() - start
+    rep.accelerator = rep.accelerator or topo.accel
+    rep.findings = {vm: [f.as_dict() for f in fs] for vm, fs in topo.findings().items() if fs}
+    if rep.exit_code == ExitCode.PASS and (
+            rep.findings or any(not s["ok"] for s in rep.steps)):
+        rep.exit_code = ExitCode.VERDICT_FAILED
+    for vm, fs in rep.findings.items():
+        for f in fs:
+            say(f"  kernel report on {vm} ({f['kind']}, console line {f['line']}):\n"
+                + "\n".join("    " + ln for ln in f["excerpt"].splitlines()[:15]))
+    rep.write()
+    say(f"scenario {rep.scenario}: {rep.verdict} in {rep.duration:.0f}s; "
+        f"report: {rep.artifacts / 'report.json'}")

@@ -1,0 +1,116 @@
+"""SSH into a guest with paramiko: key auth, pinned host key, timeouts on everything."""
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+
+from .errors import InfraError
+
+
+@dataclass
+class CommandResult:
+    command: str
+    exit_status: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+
+class CommandTimeout(InfraError):
+    pass
+
+
+class _PinnedHostKey(paramiko.MissingHostKeyPolicy):
+    """Accept only the host key the image was built with."""
+
+    def __init__(self, expected: paramiko.PKey):
+        self.expected = expected
+
+    def missing_host_key(self, client, hostname, key) -> None:
+        if key.get_base64() != self.expected.get_base64():
+            raise paramiko.SSHException(f"host key mismatch for {hostname}")
+
+
+def load_public_key(path: Path) -> paramiko.PKey:
+    kind, blob = path.read_text().split()[:2]
+    return paramiko.PKey.from_type_string(kind, __import__("base64").b64decode(blob))
+
+
+class Ssh:
+    def __init__(self, name: str, port: int, key: Path, host_key: Path):
+        self.name = name
+        self.port = port
+        self.key = paramiko.Ed25519Key.from_private_key_file(str(key))
+        self.host_key = load_public_key(host_key)
+        self.client: paramiko.SSHClient | None = None
+        self.history: list[CommandResult] = []
+
+    def connect(self, deadline: float, alive=lambda: True) -> None:
+        """Retry until the guest's sshd answers or the deadline passes."""
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            if not alive():
+                raise InfraError(f"{self.name}: VM exited while waiting for SSH")
+            client = paramiko.SSHClient()
+            client.set_missing_host_key_policy(_PinnedHostKey(self.host_key))
+            try:
+                client.connect("127.0.0.1", port=self.port, username="root", pkey=self.key,
+                               timeout=2, banner_timeout=3, auth_timeout=5,
+                               allow_agent=False, look_for_keys=False)
+                self.client = client
+                return
+            except (OSError, paramiko.SSHException, EOFError) as e:
+                last = e
+                client.close()
+                time.sleep(0.1)
+        raise InfraError(f"{self.name}: SSH on 127.0.0.1:{self.port} not ready: {last}")
+
+    def run(self, command: str, timeout: float = 60.0, check: bool = False) -> CommandResult:
+        if self.client is None:
+            raise InfraError(f"{self.name}: not connected")
+        start = time.monotonic()
+        transport = self.client.get_transport()
+        if transport is None or not transport.is_active():
+            raise InfraError(f"{self.name}: SSH connection lost")
+        chan = transport.open_session(timeout=10)
+        chan.settimeout(timeout)
+        chan.exec_command(command)
+        out, err = bytearray(), bytearray()
+        try:
+            while True:
+                if chan.recv_ready():
+                    out += chan.recv(65536)
+                elif chan.recv_stderr_ready():
+                    err += chan.recv_stderr(65536)
+                elif chan.exit_status_ready():
+                    while chan.recv_ready():
+                        out += chan.recv(65536)
+                    while chan.recv_stderr_ready():
+                        err += chan.recv_stderr(65536)
+                    break
+                else:
+                    if time.monotonic() - start > timeout:
+                        raise TimeoutError()
+                    time.sleep(0.01)
+        except TimeoutError as e:
+            chan.close()
+            raise CommandTimeout(f"{self.name}: `{command}` timed out after {timeout}s") from e
+        result = CommandResult(command, chan.recv_exit_status(), out.decode(errors="replace"),
+                               err.decode(errors="replace"), time.monotonic() - start)
+        chan.close()
+        self.history.append(result)
+        if check and not result.ok:
+            raise InfraError(f"{self.name}: `{command}` exited {result.exit_status}: "
+                             f"{result.stderr.strip()[-500:]}")
+        return result
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None

@@ -1,0 +1,114 @@
+"""The DUT and peer VMs joined by a test link, from boot to a guaranteed stop."""
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import accel
+from .build.artifacts import BuiltArtifacts
+from .console import Finding
+from .errors import InfraError
+from .steps import say
+from .vm import Link, Vm, VmConfig, firmware_args
+
+BOOT_TIMEOUT = 120.0
+NET4 = "10.99.0"  # link-local to the two VMs: the link is a unix socket inside this host
+NET6 = "fd00:b9::"
+
+
+@dataclass(frozen=True)
+class Addresses:
+    ipv4: str
+    ipv6: str
+
+
+def addresses(index: int) -> Addresses:
+    return Addresses(f"{NET4}.{index + 1}", f"{NET6}{index + 1}")
+
+
+class Topology:
+    """Context manager: `with Topology(...) as topo:` boots; leaving it always stops."""
+
+    def __init__(self, configs: list[VmConfig], built: BuiltArtifacts, run_dir: Path):
+        self.built = built
+        self.run_dir = run_dir
+        self.tag = f"bqlab-{run_dir.name}"
+        self.accel = ""
+        link = run_dir / "link.sock"
+        for i, c in enumerate(configs):
+            c.index = i
+            c.link = Link(link, listen=(i == 0))
+        self.configs = configs
+        self.vms: dict[str, Vm] = {}
+        self.boot_seconds: dict[str, float] = {}
+
+    def __enter__(self) -> "Topology":
+        try:
+            self.boot()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def __getitem__(self, name: str) -> Vm:
+        return self.vms[name]
+
+    def boot(self) -> None:
+        self.accel = accel.choose(self.built.qemu, self.built.bzimage, firmware_args())
+        say(f"booting {', '.join(c.name for c in self.configs)} ({self.accel}); "
+            f"artifacts: {self.run_dir}")
+        # Spawn from the main thread (PDEATHSIG is per-thread); the listener first.
+        for c in self.configs:
+            vm = Vm(c, self.built, self.accel, self.run_dir, self.tag)
+            self.vms[c.name] = vm
+            vm.start()
+        with ThreadPoolExecutor(len(self.vms)) as pool:
+            futures = {n: pool.submit(vm.wait_ssh, BOOT_TIMEOUT) for n, vm in self.vms.items()}
+            for name, fut in futures.items():
+                self.boot_seconds[name] = fut.result()
+        say("up: " + ", ".join(f"{n} SSH in {s:.1f}s" for n, s in self.boot_seconds.items()))
+        for i, vm in enumerate(self.vms.values()):
+            self._configure_test_link(vm, addresses(i))
+
+    def _configure_test_link(self, vm: Vm, addr: Addresses) -> None:
+        mac = vm.config.test_mac
+        script = (
+            f"set -e; dev=$(for d in /sys/class/net/*; do "
+            f"[ \"$(cat $d/address)\" = {mac} ] && echo ${{d##*/}}; done); "
+            f"[ -n \"$dev\" ] || {{ echo 'no NIC with MAC {mac}' >&2; exit 1; }}; "
+            f"ip link set \"$dev\" name test0; "
+            f"sysctl -qw net.ipv6.conf.test0.accept_dad=0; "
+            f"ip addr add {addr.ipv4}/24 dev test0; "
+            f"ip -6 addr add {addr.ipv6}/64 dev test0 nodad; "
+            f"ip link set test0 up"
+        )
+        res = vm.run(script, timeout=30)
+        if not res.ok:
+            raise InfraError(f"{vm.name}: cannot configure test link: {res.stderr.strip()}")
+
+    def address(self, name: str) -> Addresses:
+        return addresses(list(self.vms).index(name))
+
+    def findings(self) -> dict[str, list[Finding]]:
+        return {n: vm.console_findings() for n, vm in self.vms.items()}
+
+    def stop(self) -> None:
+        for vm in self.vms.values():
+            try:
+                vm.save_dmesg()
+                if vm.ssh is not None:
+                    with (vm.dir / "commands.jsonl").open("w") as f:
+                        for r in vm.ssh.history:
+                            f.write(json.dumps({"command": r.command, "exit": r.exit_status,
+                                                "seconds": round(r.seconds, 3)}) + "\n")
+            finally:
+                vm.stop()
+
+    def wait_all_alive(self) -> None:
+        for vm in self.vms.values():
+            if not vm.alive():
+                raise InfraError(f"{vm.name} died.\n{vm.death_note()}")

@@ -1,0 +1,34 @@
+"""The kernel build refuses a config where olddefconfig silently dropped what we asked for."""
+
+from pathlib import Path
+
+from bqlab.build.kernel import config_mismatches, wanted_options
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_fragment_parsing(tmp_path: Path) -> None:
+    frag = tmp_path / "f.config"
+    frag.write_text("# comment\nCONFIG_A=y\nCONFIG_B=m\n# CONFIG_C is not set\nCONFIG_D=8\n")
+    assert wanted_options([frag]) == {"CONFIG_A": "y", "CONFIG_B": "m", "CONFIG_C": "n",
+                                      "CONFIG_D": "8"}
+
+
+def test_mismatches_reported() -> None:
+    wanted = {"CONFIG_A": "y", "CONFIG_B": "m", "CONFIG_C": "n", "CONFIG_D": "8"}
+    config = "CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=y\nCONFIG_D=8\n"
+    assert config_mismatches(wanted, config) == ["CONFIG_B: wanted m, got n",
+                                                 "CONFIG_C: wanted n, got y"]
+    assert config_mismatches(wanted, "CONFIG_A=y\nCONFIG_B=m\nCONFIG_D=8\n") == []
+
+
+def test_our_fragment_asks_for_the_debug_features() -> None:
+    wanted = wanted_options(sorted((REPO / "guest-kernel/config").glob("*.config")))
+    for opt in ("CONFIG_VIRTIO_NET", "CONFIG_VIRTIO_BLK", "CONFIG_VIRTIO_BALLOON",
+                "CONFIG_PCI_MSI", "CONFIG_ACPI", "CONFIG_E1000E", "CONFIG_BPF_SYSCALL",
+                "CONFIG_BPF_JIT", "CONFIG_XDP_SOCKETS", "CONFIG_PAGE_POOL_STATS",
+                "CONFIG_DEBUG_FS", "CONFIG_FTRACE", "CONFIG_KPROBES", "CONFIG_FAULT_INJECTION",
+                "CONFIG_FAIL_PAGE_ALLOC", "CONFIG_FUNCTION_ERROR_INJECTION",
+                "CONFIG_FAIL_FUNCTION", "CONFIG_DMA_API_DEBUG", "CONFIG_DEBUG_KMEMLEAK"):
+        assert wanted.get(opt) == "y", opt
+    assert wanted["CONFIG_NET_PKTGEN"] in ("y", "m")

@@ -1,0 +1,119 @@
+"""Scenario files are checked before anything boots; errors name file:line and the fix."""
+
+from pathlib import Path
+
+import pytest
+
+from bqlab import scenario
+from bqlab.errors import BadInput, ExitCode
+from bqlab.schema import ValidationError
+
+GOOD = """\
+name: t
+vms:
+  dut: {nic: e1000e, cpus: 2}
+  peer: {}
+steps:
+  - ping: {from: dut, to: peer}
+  - iperf3: {client: peer, server: dut, seconds: 2}
+"""
+
+
+def write(tmp_path: Path, text: str) -> str:
+    p = tmp_path / "s.yaml"
+    p.write_text(text)
+    return str(p)
+
+
+def errors_of(path: str, overrides: tuple[str, ...] = ()) -> list[str]:
+    with pytest.raises(ValidationError) as exc:
+        scenario.load(path, overrides)
+    assert exc.value.exit_code == ExitCode.BAD_INPUT
+    return [str(i) for i in exc.value.issues]
+
+
+def test_good_file_and_defaults(tmp_path: Path) -> None:
+    sc = scenario.load(write(tmp_path, GOOD))
+    assert sc.vms["dut"] == {"nic": "e1000e", "cpus": 2, "memory": 512}
+    assert sc.vms["peer"]["nic"] == "virtio-net-pci"
+    assert sc.steps[0] == {"kind": "ping", "line": 6, "from": "dut", "to": "peer",
+                           "count": 3, "ipv6": False}
+    assert sc.steps[1]["seconds"] == 2
+
+
+def test_every_builtin_scenario_is_valid() -> None:
+    assert "smoke" in scenario.builtin_names()
+    for name in scenario.builtin_names():
+        assert scenario.load(name).name == name
+
+
+def test_unknown_key_names_line_and_choices(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("{from: dut, to: peer}", "{from: dut, to: peer, cout: 3}"))
+    [err] = errors_of(path)
+    assert err.startswith(f"{path}:6: ")
+    assert "unknown key 'cout'" in err and "count" in err
+
+
+def test_wrong_type(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("cpus: 2", "cpus: two"))
+    [err] = errors_of(path)
+    assert f"{path}:3: vms.dut.cpus: expected an integer, got 'two'" == err
+
+
+def test_missing_field(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("client: peer, ", ""))
+    [err] = errors_of(path)
+    assert err.startswith(f"{path}:7: steps[1].iperf3: missing required key 'client'")
+
+
+def test_bad_choice_range_and_unknown_step(tmp_path: Path) -> None:
+    text = GOOD.replace("nic: e1000e", "nic: rtl8139").replace("seconds: 2", "seconds: 0")
+    text += "  - pktgun: {}\n"
+    path = write(tmp_path, text)
+    errs = errors_of(path)
+    assert any(e.startswith(f"{path}:3: vms.dut.nic: expected one of virtio-net-pci, e1000e")
+               for e in errs)
+    assert any(e.startswith(f"{path}:7: steps[1].iperf3.seconds: must be >= 1") for e in errs)
+    assert any(e.startswith(f"{path}:8: steps[2]: unknown step 'pktgun'") for e in errs)
+
+
+def test_step_names_undeclared_vm(tmp_path: Path) -> None:
+    text = GOOD.replace("  peer: {}\n", "").replace("iperf3: {client: peer", "iperf3: {client: dut")
+    path = write(tmp_path, text)
+    [err] = errors_of(path)
+    assert err == f"{path}:5: steps[0].ping: to: 'peer' is not declared under vms"
+
+
+def test_yaml_syntax_error_has_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: t\nvms: {dut: {}\nsteps: []\n")
+    [err] = errors_of(path)
+    assert err.startswith(f"{path}:3: not valid YAML")
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    assert errors_of(write(tmp_path, "")) == [f"{tmp_path / 's.yaml'}:1: file is empty"]
+
+
+def test_set_overrides(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    sc = scenario.load(path, ("vms.dut.nic=virtio-net-pci", "vms.peer.memory=1024",
+                              "steps[1].iperf3.seconds=9", "timeout=60"))
+    assert sc.vms["dut"]["nic"] == "virtio-net-pci"
+    assert sc.vms["peer"]["memory"] == 1024
+    assert sc.steps[1]["seconds"] == 9
+    assert sc.timeout == 60
+
+
+def test_set_errors_name_the_option(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    [err] = errors_of(path, ("vms.dut.nic=rtl8139",))
+    assert err.startswith("--set vms.dut.nic=rtl8139: vms.dut.nic: expected one of")
+    [err] = errors_of(path, ("vms.dut.bogus=1",))
+    assert "--set vms.dut.bogus=1" in err and "unknown key 'bogus'" in err
+    [err] = errors_of(path, ("no-equals-sign",))
+    assert "expected KEY=VALUE" in err
+
+
+def test_unknown_scenario_name() -> None:
+    with pytest.raises(BadInput, match="unknown scenario 'nope'.*smoke"):
+        scenario.load("nope")
