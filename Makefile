@@ -20,6 +20,7 @@ run: $(STAMP)
 	$(BQLAB) run $(SCENARIOS)
 
 test: $(STAMP)
+	$(BQLAB) build all
 	$(PYTEST) $(PYTEST_ARGS)
 
 unit: $(STAMP)

@@ -14,6 +14,9 @@ from .steps_impl import run_step
 from .topology import Topology
 from .vm import VmConfig
 
+# Kernel reports after which the guest is gone or useless.
+CRASH_KINDS = ("panic", "oops", "bug")
+
 
 class ScenarioTimeout(InfraError):
     pass
@@ -79,8 +82,14 @@ def _finish(rep: RunReport, topo: Topology, start: float) -> None:
     rep.duration = time.monotonic() - start
     rep.accelerator = rep.accelerator or topo.accel
     rep.findings = {vm: [f.as_dict() for f in fs] for vm, fs in topo.findings().items() if fs}
+    crashed = any(f["kind"] in CRASH_KINDS for fs in rep.findings.values() for f in fs)
     if rep.exit_code == ExitCode.PASS and (
             rep.findings or any(not s["ok"] for s in rep.steps)):
+        rep.exit_code = ExitCode.VERDICT_FAILED
+    elif rep.exit_code == ExitCode.INFRA_FAILURE and crashed and \
+            not (rep.error or "").startswith("interrupted"):
+        # The run broke because a guest kernel crashed: that is a finding about the kernel
+        # under test, not about the lab.
         rep.exit_code = ExitCode.VERDICT_FAILED
     for vm, fs in rep.findings.items():
         for f in fs:

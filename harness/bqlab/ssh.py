@@ -1,5 +1,6 @@
 """SSH into a guest with paramiko: key auth, pinned host key, timeouts on everything."""
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -7,6 +8,9 @@ from pathlib import Path
 import paramiko
 
 from .errors import InfraError
+
+# paramiko logs every refused attempt while a guest boots; our own errors say what failed.
+logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 
 @dataclass

@@ -78,7 +78,7 @@ class Topology:
         mac = vm.config.test_mac
         script = (
             f"set -e; dev=$(for d in /sys/class/net/*; do "
-            f"[ \"$(cat $d/address)\" = {mac} ] && echo ${{d##*/}}; done); "
+            f"if [ \"$(cat $d/address)\" = {mac} ]; then echo ${{d##*/}}; fi; done); "
             f"[ -n \"$dev\" ] || {{ echo 'no NIC with MAC {mac}' >&2; exit 1; }}; "
             f"ip link set \"$dev\" name test0; "
             f"sysctl -qw net.ipv6.conf.test0.accept_dad=0; "

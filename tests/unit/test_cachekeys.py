@@ -4,7 +4,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from bqlab.build import image, kernel, qemu, sources
 from bqlab.build.kernel import KernelSpec
 

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-
 from bqlab import scenario
 from bqlab.errors import BadInput, ExitCode
 from bqlab.schema import ValidationError
