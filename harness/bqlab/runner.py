@@ -95,6 +95,8 @@ def _finish(rep: RunReport, topo: Topology, start: float) -> None:
         for f in fs:
             say(f"  kernel report on {vm} ({f['kind']}, console line {f['line']}):\n"
                 + "\n".join("    " + ln for ln in f["excerpt"].splitlines()[:15]))
+    if rep.error:
+        say(f"scenario {rep.scenario}: {rep.error}")
     rep.write()
     say(f"scenario {rep.scenario}: {rep.verdict} in {rep.duration:.0f}s; "
         f"report: {rep.artifacts / 'report.json'}")
