@@ -8,6 +8,7 @@ blocking Python.
 import asyncio
 import contextlib
 import json
+import logging
 import threading
 import time
 from pathlib import Path
@@ -16,6 +17,9 @@ from typing import Any
 from qemu.qmp import QMPClient
 
 from .errors import InfraError
+
+# qemu.qmp logs every refused connect while QEMU starts; connect() reports real failures.
+logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)
 
 
 class Qmp:

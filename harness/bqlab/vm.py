@@ -58,6 +58,7 @@ class VmConfig:
     index: int = 0  # distinguishes MACs between VMs
     link: Link | None = None
     extra_args: list[str] = field(default_factory=list)
+    kernel_args: list[str] = field(default_factory=list)
 
     @property
     def mgmt_mac(self) -> str:
@@ -95,12 +96,12 @@ class Vm:
         append = " ".join([
             "console=ttyS0", "root=/dev/vda", "rw", "init=/sbin/bqlab-init",
             "loglevel=5", "panic=-1", "tsc=reliable", "no_timer_check",
-            f"bqlab.mgmt={c.mgmt_mac}", f"bqlab.host={c.name}",
+            f"bqlab.mgmt={c.mgmt_mac}", f"bqlab.host={c.name}", *c.kernel_args,
         ])
         argv = [
             str(self.built.qemu), *firmware_args(),
             "-name", f"{c.name},process={self.tag}-{c.name}",
-            "-machine", "q35", "-accel", self.accel, "-cpu", "max",
+            "-machine", "q35,i8042=off,vmport=off", "-accel", self.accel, "-cpu", "max",
             "-smp", str(c.cpus), "-m", str(c.memory_mb),
             "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
             "-chardev", f"file,id=con,path={self.console_log}", "-serial", "chardev:con",

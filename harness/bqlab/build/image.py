@@ -21,6 +21,7 @@ MIRROR = "http://deb.debian.org/debian"
 IMAGE_NAME = "rootfs.ext4"
 KEY_NAME = "id_ed25519"
 FREE_SPACE_MB = 1024
+GUEST_FILES = ("init", "fstab", "sshd_config")
 
 
 def images_dir() -> Path:
@@ -40,7 +41,7 @@ def rootfs_inputs() -> dict:
 def image_inputs(kernel_art: Path) -> dict:
     return {"recipe": RECIPE_VERSION, "rootfs": make_key(rootfs_inputs()),
             "kernel": kernel_art.name,
-            "files": {n: file_digest(images_dir() / n) for n in ("init", "sshd_config")},
+            "files": {n: file_digest(images_dir() / n) for n in GUEST_FILES},
             "free_mb": FREE_SPACE_MB}
 
 
@@ -69,6 +70,8 @@ def _install_guest_files(staging: Path, kernel_art: Path, out: Path) -> None:
     shutil.copy2(images_dir() / "init", staging / "sbin" / "bqlab-init")
     (staging / "sbin" / "bqlab-init").chmod(0o755)
     shutil.copy2(images_dir() / "sshd_config", staging / "etc/ssh/sshd_config.d/bqlab.conf")
+    shutil.copy2(images_dir() / "fstab", staging / "etc/bqlab-fstab")
+    (staging / "run/sshd").mkdir(parents=True, exist_ok=True)
     (staging / "etc/hosts").write_text("127.0.0.1 localhost\n::1 localhost\n")
 
     # Host key and the harness's login key are made now, not at boot (boot time matters).

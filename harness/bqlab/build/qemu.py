@@ -100,13 +100,33 @@ def _configured_tree() -> Path:
     return tree
 
 
-def _apply_device_overlay(src: Path) -> None:
-    """Put bqlab's device sources into the tree (no-op until qemu-device/ has an overlay)."""
-    overlay = device_dir() / "overlay.py"
-    if overlay.exists():
-        import runpy
+def _write_if_changed(path: Path, data: bytes) -> None:
+    """Leave mtimes alone when nothing changed, so ninja rebuilds only what did."""
+    if not path.exists() or path.read_bytes() != data:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
 
-        runpy.run_path(str(overlay))["apply"](src)
+
+def apply_device_overlay(src: Path) -> list[str]:
+    """Put qemu-device/hw/** into the tree: plain files are copied; `X.append` files are
+    appended to the tree's pristine X (kept as X.bqlab-orig), so re-applying is idempotent.
+    Returns the tree paths written."""
+    written = []
+    for f in sorted((device_dir() / "hw").rglob("*")):
+        if not f.is_file():
+            continue
+        rel = f.relative_to(device_dir())
+        if f.name.endswith(".append"):
+            target = src / rel.with_name(f.name.removesuffix(".append"))
+            pristine = target.with_name(target.name + ".bqlab-orig")
+            if not pristine.exists():
+                shutil.copy2(target, pristine)
+            _write_if_changed(target, pristine.read_bytes() + f.read_bytes())
+        else:
+            target = src / rel
+            _write_if_changed(target, f.read_bytes())
+        written.append(str(target.relative_to(src)))
+    return written
 
 
 def build(force: bool = False) -> Path:
@@ -117,7 +137,7 @@ def build(force: bool = False) -> Path:
         _check_python()
         tree = _configured_tree()
         src = tree / sources.QEMU_TOPDIR
-        _apply_device_overlay(src)
+        apply_device_overlay(src)
         run_logged("building QEMU (ninja, ~4 min on 2 cores cold)",
                    ["ninja", "-C", str(src / "build"), BINARY], tree / "build.log")
         (out / "bin").mkdir()
