@@ -18,6 +18,7 @@ from .ssh import CommandResult, Ssh
 FIRMWARE_DIRS = ["/usr/share/seabios", "/usr/share/qemu", "/usr/lib/ipxe/qemu"]
 TEST_NICS = ("virtio-net-pci", "e1000e")
 STOP_GRACE_SECONDS = 5.0
+READY_MARKER = "bqlab-init: starting sshd"
 
 
 def firmware_args() -> list[str]:
@@ -146,9 +147,17 @@ class Vm:
 
     def wait_ssh(self, timeout: float) -> float:
         """Block until SSH works; returns seconds from QEMU start to SSH ready."""
+        deadline = time.monotonic() + timeout
+        # Connecting before the guest's mgmt link is up costs seconds: slirp accepts on the
+        # host side and its SYN to the guest goes unanswered until TCP retransmits. The
+        # init says on the console when sshd starts; only then is a connect cheap.
+        while READY_MARKER not in self.console_text() and time.monotonic() < deadline:
+            if not self.alive():
+                raise InfraError(f"{self.name}: VM exited during boot.\n{self.death_note()}")
+            time.sleep(0.02)
         self.ssh = Ssh(self.name, self.port, self.built.ssh_key, self.built.host_key)
         try:
-            self.ssh.connect(time.monotonic() + timeout, alive=self.alive)
+            self.ssh.connect(deadline, alive=self.alive)
         except InfraError as e:
             raise InfraError(f"{e}\n{self.death_note()}") from e
         self.ssh_ready_at = time.monotonic()
