@@ -77,6 +77,11 @@ def _check_python() -> None:
                           "run `make venv` (pip installs meson>=1.5 and pycotap)") from e
 
 
+def source_tree() -> Path:
+    """The extracted, configured QEMU source tree (for its scripts, e.g. checkpatch.pl)."""
+    return _configured_tree() / sources.QEMU_TOPDIR
+
+
 def _configured_tree() -> Path:
     """Extract and configure the tree once per tree key; returns the tree directory."""
     tree_key = make_key(tree_inputs())

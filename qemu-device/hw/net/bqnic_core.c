@@ -34,7 +34,8 @@ static bool bqnic_bus_master(BqnicCore *core)
 
 static bool bqnic_ring_size_valid(uint32_t size)
 {
-    return size >= BQNIC_MIN_RING && size <= BQNIC_MAX_RING && is_power_of_2(size);
+    return size >= BQNIC_MIN_RING && size <= BQNIC_MAX_RING &&
+           is_power_of_2(size);
 }
 
 static uint32_t bqnic_ring_slot(const BqnicRing *r, uint32_t index)
@@ -555,7 +556,7 @@ static void bqnic_queue_reset(BqnicQueue *q)
     memset(&q->tx, 0, sizeof(q->tx));
     q->cause = 0;
     q->mask = BQNIC_QCAUSE_ALL;
-    q->last_irq_ns = INT64_MIN / 2;    /* long ago: the first one fires at once */
+    q->last_irq_ns = INT64_MIN / 2;    /* long ago: the next one fires now */
 }
 
 void bqnic_core_reset(BqnicCore *core)
@@ -687,7 +688,7 @@ uint32_t bqnic_core_read(BqnicCore *core, hwaddr addr)
 
         if (qi < core->num_queues) {
             val = bqnic_queue_read(&core->queues[qi],
-                                   (addr - BQNIC_QREG_BASE) % BQNIC_QREG_STRIDE);
+                                   addr % BQNIC_QREG_STRIDE);
         }
     } else if (addr >= BQNIC_REG_RSS_KEY &&
                addr < BQNIC_REG_RSS_KEY + BQNIC_RSS_KEY_SIZE) {
@@ -977,8 +978,8 @@ void bqnic_core_write(BqnicCore *core, hwaddr addr, uint32_t val)
         unsigned int qi = (addr - BQNIC_QREG_BASE) / BQNIC_QREG_STRIDE;
 
         if (qi < core->num_queues) {
-            bqnic_queue_write(&core->queues[qi],
-                              (addr - BQNIC_QREG_BASE) % BQNIC_QREG_STRIDE, val);
+            bqnic_queue_write(&core->queues[qi], addr % BQNIC_QREG_STRIDE,
+                              val);
         } else {
             qemu_log_mask(LOG_GUEST_ERROR, "bqnic: write to queue %u of %u\n",
                           qi, core->num_queues);

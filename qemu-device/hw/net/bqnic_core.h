@@ -55,7 +55,7 @@ struct BqnicCore {
     PCIDevice *owner;
     NICState *nic;
     unsigned int num_queues;
-    bool rx_nobuf_queue;        /* rx-nobuf=queue: hold frames instead of dropping */
+    bool rx_nobuf_queue;        /* rx-nobuf=queue: hold frames, don't drop */
     bool link_up;
 
     uint32_t ctrl;
