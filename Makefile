@@ -24,7 +24,7 @@ test: $(STAMP)
 	$(PYTEST) $(PYTEST_ARGS)
 
 unit: $(STAMP)
-	$(PYTEST) -m "not vm" $(PYTEST_ARGS)
+	$(PYTEST) tests/unit $(PYTEST_ARGS)
 
 vm: $(STAMP)
 	$(PYTEST) -m vm $(PYTEST_ARGS)

@@ -3,8 +3,12 @@
 import ipaddress
 import struct
 
+import pytest
+
 from .bqnic_driver import (
+    BQ_LOW_MARK,
     CTRL,
+    CTRL_BQ_LOW_IRQ,
     CTRL_HDR_SPLIT,
     CTRL_RESET,
     CTRL_RSS_EN,
@@ -21,6 +25,7 @@ from .bqnic_driver import (
     ID,
     ITR,
     LBQ_BUF_SIZE,
+    LBQ_PROD,
     MAC_HI,
     MAC_LO,
     MAX_FRAME,
@@ -32,6 +37,7 @@ from .bqnic_driver import (
     NUM_QUEUES,
     Q_CAUSE,
     Q_MASK,
+    QCAUSE_BQ_LOW,
     QCAUSE_RX,
     QCAUSE_TX,
     RSS_INDIR,
@@ -472,3 +478,43 @@ def test_tx_garbage_does_not_hurt(qt, nic: Bqnic) -> None:
     assert qt.alive()
     assert nic.queue_stats(0)["tx_frames"] == 0
     assert qt.qmp.cmd("query-status")["status"] == "running"
+
+
+def test_bq_low_interrupt_only_when_enabled(qt, nic: Bqnic) -> None:
+    nic.post(0, "sbq", 6)
+    nic.write(BQ_LOW_MARK, 4)
+    for i in range(3):
+        qt.send_frame(Frame().raw(bytes([i]) * 50))
+    qt.sync()
+    nic.completions(0)
+    assert not nic.qread(0, Q_CAUSE) & QCAUSE_BQ_LOW  # off by default: stalls stay silent
+    nic.write(CTRL, nic.read(CTRL) | CTRL_BQ_LOW_IRQ)
+    nic.qwrite(0, Q_CAUSE, 0x7)
+    qt.msi_fired(0)
+    qt.send_frame(Frame().raw(b"low" * 20))
+    qt.sync()
+    assert nic.qread(0, Q_CAUSE) & QCAUSE_BQ_LOW  # 2 sbq buffers left < mark 4
+    assert qt.msi_fired(0)
+
+
+def test_addresses_that_wrap_or_miss_memory(qt, nic: Bqnic) -> None:
+    nic.write(MISC_MASK, 0)
+    q = nic.queues[1]
+    qt.writeq(q.lbq, 0xFFFF_FFFF_FFFF_F000)  # a 4 KiB buffer that wraps past 2^64
+    q.lbq_bufs[0] = 0xFFFF_FFFF_FFFF_F000
+    nic.qwrite(1, LBQ_PROD, 1)
+    # steer to queue 1: RSS with an all-ones indirection table
+    for i in range(0, 128, 4):
+        nic.write(RSS_INDIR + i, 0x01010101)
+    nic.write(CTRL, nic.read(CTRL) | CTRL_RSS_EN)
+    qt.send_frame(udp4("10.0.0.1", "10.0.0.2", 1, 2, b"w" * 1200))
+    qt.sync()
+    assert qt.stats()["dma_errors"] == 1
+    assert nic.qread(1, RXQ_STATUS) & 1 and not nic.qread(0, RXQ_STATUS) & 1
+    assert qt.alive()
+
+
+def test_migration_is_blocked(qt, nic: Bqnic) -> None:
+    with pytest.raises(Exception, match="non-migratable"):
+        qt.qmp.cmd("migrate", uri="exec:cat > /dev/null")
+    assert qt.alive()
