@@ -42,7 +42,8 @@ def vm_configs(scenario: Scenario) -> list[VmConfig]:
     # The DUT listens on the link socket, so it is configured (and started) first.
     names = sorted(scenario.vms, key=lambda n: n != "dut")
     return [VmConfig(name=n, cpus=scenario.vms[n]["cpus"], memory_mb=scenario.vms[n]["memory"],
-                     nic=scenario.vms[n]["nic"]) for n in names]
+                     nic=scenario.vms[n]["nic"], queues=scenario.vms[n]["queues"],
+                     driver_params=scenario.vms[n]["driver_params"]) for n in names]
 
 
 def run_scenario(scenario: Scenario, built: BuiltArtifacts) -> RunReport:

@@ -10,6 +10,7 @@ import yaml
 
 from .errors import BadInput
 from .schema import (
+    AnyScalar,
     Field,
     Issue,
     ListOf,
@@ -23,13 +24,17 @@ from .schema import (
 )
 
 VM_NAMES = ("dut", "peer")
-NIC_MODELS = ("virtio-net-pci", "e1000e")
+NIC_MODELS = ("bqnic", "virtio-net-pci", "e1000e")
 
 VM_SPEC = Struct({
     "nic": Field(Scalar(str, choices=NIC_MODELS), default="virtio-net-pci",
                  help="test NIC model"),
     "cpus": Field(Scalar(int, minimum=1, maximum=8), default=1),
     "memory": Field(Scalar(int, minimum=256, maximum=8192), default=512, help="MiB"),
+    "queues": Field(Scalar(int, minimum=1, maximum=8), default=2,
+                    help="bqnic queue pairs"),
+    "driver_params": Field(MapOf(AnyScalar()), default=dict,
+                           help="bqnic module parameters, e.g. refill_fallback: 0"),
 })
 
 _VM = Scalar(str, choices=VM_NAMES)

@@ -108,6 +108,19 @@ class Scalar(Spec):
 
 
 @dataclass
+class AnyScalar(Spec):
+    """A string, number or boolean (e.g. a module parameter value)."""
+
+    type_name = "a scalar"
+
+    def check(self, node, ctx, path):
+        if not isinstance(node, yaml.ScalarNode):
+            ctx.error(node, path, "expected a string, number or boolean")
+            return None
+        return yaml.SafeLoader("").construct_object(node)
+
+
+@dataclass
 class Field:
     spec: Spec
     required: bool = False

@@ -27,6 +27,12 @@ def addresses(index: int) -> Addresses:
     return Addresses(f"{NET4}.{index + 1}", f"{NET6}{index + 1}")
 
 
+def _param(value: object) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
 class Topology:
     """Context manager: `with Topology(...) as topo:` boots; leaving it always stops."""
 
@@ -76,8 +82,13 @@ class Topology:
 
     def _configure_test_link(self, vm: Vm, addr: Addresses) -> None:
         mac = vm.config.test_mac
+        # No udev in the guest: bqnic (a module) is loaded by hand, with its parameters.
+        modprobe = ""
+        if vm.config.nic == "bqnic":
+            params = " ".join(f"{k}={_param(v)}" for k, v in vm.config.driver_params.items())
+            modprobe = f"modprobe bqnic {params}; "
         script = (
-            f"set -e; dev=$(for d in /sys/class/net/*; do "
+            f"set -e; {modprobe}dev=$(for d in /sys/class/net/*; do "
             f"if [ \"$(cat $d/address)\" = {mac} ]; then echo ${{d##*/}}; fi; done); "
             f"[ -n \"$dev\" ] || {{ echo 'no NIC with MAC {mac}' >&2; exit 1; }}; "
             f"ip link set \"$dev\" name test0; "

@@ -16,7 +16,6 @@ from .qmp import Qmp
 from .ssh import CommandResult, Ssh
 
 FIRMWARE_DIRS = ["/usr/share/seabios", "/usr/share/qemu", "/usr/lib/ipxe/qemu"]
-TEST_NICS = ("virtio-net-pci", "e1000e")
 STOP_GRACE_SECONDS = 5.0
 READY_MARKER = "bqlab-init: starting sshd"
 
@@ -56,6 +55,8 @@ class VmConfig:
     cpus: int = 1
     memory_mb: int = 512
     nic: str = "virtio-net-pci"
+    queues: int = 2  # bqnic queue pairs
+    driver_params: dict[str, object] = field(default_factory=dict)  # bqnic module parameters
     index: int = 0  # distinguishes MACs between VMs
     link: Link | None = None
     extra_args: list[str] = field(default_factory=list)
@@ -117,8 +118,9 @@ class Vm:
             "-device", f"virtio-net-pci,netdev=mgmt,mac={c.mgmt_mac},romfile=",
         ]
         if c.link is not None:
-            argv += ["-netdev", c.link.netdev("link"),
-                     "-device", f"{c.nic},netdev=link,id=testnic,mac={c.test_mac},romfile="]
+            nic = f"{c.nic},netdev=link,id=testnic,mac={c.test_mac}"
+            nic += f",queues={c.queues}" if c.nic == "bqnic" else ",romfile="
+            argv += ["-netdev", c.link.netdev("link"), "-device", nic]
         return argv + c.extra_args
 
     def start(self) -> None:

@@ -72,9 +72,9 @@ def test_new_patch_in_series_rebuilds_kernel(root: Path) -> None:
 
 def test_driver_source_keeps_the_configured_tree(root: Path) -> None:
     before = keys()
-    drv = root / "guest-kernel/drivers/net/ethernet/bqlab"
-    drv.mkdir(parents=True)
-    (drv / "bqnic.c").write_text("/* driver */\n")
+    drv = root / "guest-kernel/bqnic"
+    drv.mkdir(parents=True, exist_ok=True)
+    (drv / "bqnic_main.c").write_text("/* driver */\n")
     assert changed(before, keys()) == {"kernel", "image"}
 
 
@@ -88,6 +88,8 @@ def test_docs_change_nothing(root: Path) -> None:
     before = keys()
     (root / "qemu-device/SPEC.md").write_text("# words\n")
     (root / "guest-kernel/NOTES.md").write_text("# words\n")
+    (root / "guest-kernel/bqnic").mkdir(exist_ok=True)
+    (root / "guest-kernel/bqnic/README.md").write_text("# words\n")
     assert changed(before, keys()) == set()
 
 

@@ -33,7 +33,8 @@ def errors_of(path: str, overrides: tuple[str, ...] = ()) -> list[str]:
 
 def test_good_file_and_defaults(tmp_path: Path) -> None:
     sc = scenario.load(write(tmp_path, GOOD))
-    assert sc.vms["dut"] == {"nic": "e1000e", "cpus": 2, "memory": 512}
+    assert sc.vms["dut"] == {"nic": "e1000e", "cpus": 2, "memory": 512, "queues": 2,
+                             "driver_params": {}}
     assert sc.vms["peer"]["nic"] == "virtio-net-pci"
     assert sc.steps[0] == {"kind": "ping", "line": 6, "from": "dut", "to": "peer",
                            "count": 3, "ipv6": False}
@@ -70,7 +71,7 @@ def test_bad_choice_range_and_unknown_step(tmp_path: Path) -> None:
     text += "  - pktgun: {}\n"
     path = write(tmp_path, text)
     errs = errors_of(path)
-    assert any(e.startswith(f"{path}:3: vms.dut.nic: expected one of virtio-net-pci, e1000e")
+    assert any(e.startswith(f"{path}:3: vms.dut.nic: expected one of bqnic, virtio-net-pci, e1000e")
                for e in errs)
     assert any(e.startswith(f"{path}:7: steps[1].iperf3.seconds: must be >= 1") for e in errs)
     assert any(e.startswith(f"{path}:8: steps[2]: unknown step 'pktgun'") for e in errs)
@@ -91,6 +92,15 @@ def test_yaml_syntax_error_has_line(tmp_path: Path) -> None:
 
 def test_empty_file(tmp_path: Path) -> None:
     assert errors_of(write(tmp_path, "")) == [f"{tmp_path / 's.yaml'}:1: file is empty"]
+
+
+def test_driver_params(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("nic: e1000e", "nic: bqnic, driver_params: "
+                                        "{refill_fallback: 0, teardown_leak: true}"))
+    assert scenario.load(path).vms["dut"]["driver_params"] == {"refill_fallback": 0,
+                                                               "teardown_leak": True}
+    [err] = errors_of(write(tmp_path, GOOD.replace("nic: e1000e", "driver_params: [1]")))
+    assert "vms.dut.driver_params: expected a mapping" in err
 
 
 def test_set_overrides(tmp_path: Path) -> None:

@@ -114,9 +114,13 @@ def tree_inputs(spec: KernelSpec) -> dict:
     }
 
 
+def driver_dir() -> Path:
+    return kernel_dir() / "bqnic"
+
+
 def driver_inputs() -> dict[str, str]:
-    """The bqnic driver sources built into the kernel (present once the driver lands)."""
-    return tree_digests(kernel_dir() / "drivers")
+    """The bqnic driver sources built into the kernel tree."""
+    return {k: v for k, v in tree_digests(driver_dir()).items() if not k.endswith(".md")}
 
 
 def inputs(spec: KernelSpec) -> dict:
@@ -177,9 +181,14 @@ def _prepare_source(spec: KernelSpec, dest: Path, log: Path) -> Path:
     return src
 
 
+def tree_dir(spec: KernelSpec) -> Path:
+    """Where the configured (and built) kernel tree for spec lives."""
+    return cache_root() / "kernel-tree" / make_key(tree_inputs(spec))
+
+
 def _configured_tree(spec: KernelSpec) -> Path:
-    key = make_key(tree_inputs(spec))
-    tree = cache_root() / "kernel-tree" / key
+    tree = tree_dir(spec)
+    key = tree.name
     if (tree / ".configured").exists():
         return tree
     if tree.exists():
@@ -187,6 +196,9 @@ def _configured_tree(spec: KernelSpec) -> Path:
     tree.mkdir(parents=True)
     log = tree / "build.log"
     src = _prepare_source(spec, tree, log)
+    # The hook patch sources drivers/net/ethernet/bqnic/Kconfig: it must exist before
+    # any make target reads Kconfig.
+    _install_driver(src)
     for patch in spec.all_patches():
         run_logged(f"applying {patch.name}",
                    ["patch", "-p1", "--forward", "--batch", "-i", str(patch)], log, cwd=src)
@@ -205,11 +217,19 @@ def _configured_tree(spec: KernelSpec) -> Path:
     return tree
 
 
+DRIVER_IN_TREE = "drivers/net/ethernet/bqnic"
+
+
 def _install_driver(src: Path) -> None:
-    """Copy bqlab's driver sources into the tree (no-op until guest-kernel/drivers exists)."""
-    drivers = kernel_dir() / "drivers"
-    if drivers.is_dir():
-        shutil.copytree(drivers, src / "drivers", dirs_exist_ok=True)
+    """Copy guest-kernel/bqnic into the tree; unchanged files keep their mtime, so make
+    rebuilds only what changed."""
+    dest = src / DRIVER_IN_TREE
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in sorted(driver_dir().iterdir()):
+        if f.is_file() and not f.name.endswith(".md"):
+            target = dest / f.name
+            if not target.exists() or target.read_bytes() != f.read_bytes():
+                shutil.copy2(f, target)
 
 
 def build(spec: KernelSpec, force: bool = False) -> Path:

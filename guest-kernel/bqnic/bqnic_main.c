@@ -1,0 +1,1367 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * bqnic: driver for the bqlab QEMU NIC with qlge-style small and large rx
+ * buffer queues (sbq/lbq). Device datasheet: qemu-device/SPEC.md in bqlab.
+ *
+ * Rx buffers are whole pages from one page_pool per rx queue, refilled from
+ * NAPI with GFP_ATOMIC. When NAPI cannot refill and the device is left with
+ * too few buffers to make progress, the device drops frames and raises no
+ * interrupt, so NAPI would never run again: a delayed work then refills with
+ * GFP_KERNEL, as qlge's "Fix rx stall in case of allocation failures" and
+ * virtio_net's refill work do.
+ *
+ * Module parameters that bring known bugs back, so that bqlab can prove it
+ * catches them (all off by default):
+ *   refill_fallback=0  refill only from NAPI: an emptied queue stays empty
+ *   teardown_leak=1    ring pages are not returned to the pool on close
+ *   xdp_tx_leak=1      a page whose XDP_TX failed is not returned to its pool
+ */
+
+#include <linux/bpf.h>
+#include <linux/bpf_trace.h>
+#include <linux/error-injection.h>
+#include <linux/etherdevice.h>
+#include <linux/ethtool.h>
+#include <linux/filter.h>
+#include <linux/interrupt.h>
+#include <linux/module.h>
+#include <linux/netdevice.h>
+#include <linux/pci.h>
+#include <linux/unaligned.h>
+#include <net/netdev_queues.h>
+#include <net/page_pool/helpers.h>
+#include <net/xdp.h>
+
+#include "bqnic.h"
+
+#define DRV_NAME		"bqnic"
+#define BQNIC_DEFAULT_RING	256
+#define BQNIC_TX_WAKE		(BQNIC_TX_MAX_FRAGS + 1)
+
+static bool refill_fallback = true;
+module_param(refill_fallback, bool, 0644);
+MODULE_PARM_DESC(refill_fallback,
+		 "Refill rx buffers from a workqueue when NAPI cannot (0 = the pre-fix stall)");
+
+static bool teardown_leak;
+module_param(teardown_leak, bool, 0644);
+MODULE_PARM_DESC(teardown_leak,
+		 "Bug switch: do not return ring pages to the page_pool on close");
+
+static bool xdp_tx_leak;
+module_param(xdp_tx_leak, bool, 0644);
+MODULE_PARM_DESC(xdp_tx_leak,
+		 "Bug switch: leak the page when XDP_TX finds the tx ring full");
+
+static void bqnic_wr(struct bqnic_priv *priv, u32 reg, u32 val)
+{
+	writel(val, priv->regs + reg);
+}
+
+static u32 bqnic_rd(struct bqnic_priv *priv, u32 reg)
+{
+	return readl(priv->regs + reg);
+}
+
+static u32 bqnic_bq_outstanding(const struct bqnic_bq *bq)
+{
+	return bq->prod - bq->cons;
+}
+
+static u32 bqnic_tx_free(const struct bqnic_qp *qp)
+{
+	return qp->tx_size - (qp->tx_prod - qp->tx_clean);
+}
+
+/* ---- rx buffers ---- */
+
+/*
+ * Every rx page comes through here, so fail_function can fail exactly this
+ * driver's refills: echo bqnic_alloc_rx_page > /sys/kernel/debug/fail_function/inject
+ */
+static noinline struct page *bqnic_alloc_rx_page(struct page_pool *pool,
+						 gfp_t gfp)
+{
+	return page_pool_alloc_pages(pool, gfp);
+}
+ALLOW_ERROR_INJECTION(bqnic_alloc_rx_page, NULL);
+
+/* Post buffers until the queue is full; false if an allocation failed. */
+static bool bqnic_refill_bq(struct bqnic_qp *qp, struct bqnic_bq *bq, gfp_t gfp)
+{
+	struct bqnic_priv *priv = qp->priv;
+	u32 posted = 0;
+	bool ok = true;
+
+	while (bqnic_bq_outstanding(bq) < bq->size) {
+		u32 slot = bq->prod & (bq->size - 1);
+		struct page *page;
+
+		page = bqnic_alloc_rx_page(qp->pool, gfp);
+		if (!page) {
+			u64_stats_update_begin(&qp->rx_stats.syncp);
+			qp->rx_stats.alloc_fail++;
+			u64_stats_update_end(&qp->rx_stats.syncp);
+			ok = false;
+			break;
+		}
+		bq->bufs[slot].page = page;
+		bq->ring[slot] = cpu_to_le64(page_pool_get_dma_addr(page) +
+					     BQNIC_HEADROOM);
+		bq->prod++;
+		posted++;
+	}
+	if (posted) {
+		/* Entries must be visible before the doorbell hands them over. */
+		dma_wmb();
+		bqnic_wr(priv, BQNIC_Q(qp->qid, bq->reg_prod), bq->prod);
+	}
+	return ok;
+}
+
+/* The device needs buffers in both queues to keep receiving. */
+static bool bqnic_starving(const struct bqnic_qp *qp)
+{
+	u32 low_sbq = min_t(u32, 16, qp->sbq.size / 4);
+	u32 low_lbq = min_t(u32, 16, qp->lbq.size / 4);
+
+	return bqnic_bq_outstanding(&qp->sbq) < low_sbq ||
+	       bqnic_bq_outstanding(&qp->lbq) < low_lbq;
+}
+
+static bool bqnic_refill(struct bqnic_qp *qp, gfp_t gfp)
+{
+	bool ok_sbq = bqnic_refill_bq(qp, &qp->sbq, gfp);
+	bool ok_lbq = bqnic_refill_bq(qp, &qp->lbq, gfp);
+
+	return ok_sbq && ok_lbq;
+}
+
+static void bqnic_schedule_refill(struct bqnic_qp *qp, unsigned long delay)
+{
+	struct bqnic_priv *priv = qp->priv;
+
+	spin_lock_bh(&priv->refill_lock);
+	if (qp->refill_allowed)
+		schedule_delayed_work(&qp->refill_work, delay);
+	spin_unlock_bh(&priv->refill_lock);
+}
+
+static void bqnic_refill_work(struct work_struct *work)
+{
+	struct bqnic_qp *qp = container_of(to_delayed_work(work),
+					   struct bqnic_qp, refill_work);
+	bool ok;
+
+	/* NAPI owns the rings and the pool's lockless cache: keep it off. */
+	napi_disable(&qp->napi);
+	ok = bqnic_refill(qp, GFP_KERNEL);
+	napi_enable(&qp->napi);
+
+	u64_stats_update_begin(&qp->rx_stats.syncp);
+	qp->rx_stats.refill_work_runs++;
+	u64_stats_update_end(&qp->rx_stats.syncp);
+
+	/* Let NAPI deliver whatever arrived meanwhile. */
+	local_bh_disable();
+	napi_schedule(&qp->napi);
+	local_bh_enable();
+
+	if (!ok)
+		bqnic_schedule_refill(qp, HZ / 2);
+}
+
+static void bqnic_bq_free(struct bqnic_qp *qp, struct bqnic_bq *bq)
+{
+	u32 i;
+
+	if (!bq->bufs)
+		return;
+	for (i = bq->cons; i != bq->prod; i++) {
+		struct bqnic_rx_buf *buf = &bq->bufs[i & (bq->size - 1)];
+
+		/* teardown_leak: the pre-fix bug, pages stay in flight */
+		if (buf->page && !teardown_leak)
+			page_pool_put_full_page(qp->pool, buf->page, false);
+		buf->page = NULL;
+	}
+	bq->cons = bq->prod;
+}
+
+/* ---- tx ---- */
+
+static void bqnic_tx_slot_free(struct bqnic_qp *qp, struct bqnic_tx_slot *s,
+			       int budget)
+{
+	struct device *dev = &qp->priv->pdev->dev;
+
+	if (s->dma && s->unmap_page)
+		dma_unmap_page(dev, s->dma, s->len, DMA_TO_DEVICE);
+	else if (s->dma)
+		dma_unmap_single(dev, s->dma, s->len, DMA_TO_DEVICE);
+	if (s->skb)
+		napi_consume_skb(s->skb, budget);
+	if (s->xdpf)
+		xdp_return_frame(s->xdpf);
+	if (s->page)
+		page_pool_put_full_page(qp->pool, s->page, false);
+	memset(s, 0, sizeof(*s));
+}
+
+static int bqnic_tx_clean(struct bqnic_qp *qp, int budget)
+{
+	struct bqnic_priv *priv = qp->priv;
+	struct netdev_queue *txq = netdev_get_tx_queue(priv->ndev, qp->qid);
+	u32 hw_cons, pkts = 0, bytes = 0;
+
+	spin_lock(&qp->tx_lock);
+	hw_cons = bqnic_rd(priv, BQNIC_Q(qp->qid, BQNIC_Q_TX_CONS));
+	if (hw_cons - qp->tx_clean > qp->tx_prod - qp->tx_clean) {
+		spin_unlock(&qp->tx_lock);
+		return 0;	/* stale or bogus: never run past what we posted */
+	}
+	while (qp->tx_clean != hw_cons) {
+		struct bqnic_tx_slot *s;
+
+		s = &qp->tx_slots[qp->tx_clean & (qp->tx_size - 1)];
+		if (s->skb) {
+			pkts++;
+			bytes += s->skb->len;
+		}
+		bqnic_tx_slot_free(qp, s, budget);
+		qp->tx_clean++;
+	}
+	spin_unlock(&qp->tx_lock);
+
+	if (pkts) {
+		u64_stats_update_begin(&qp->tx_stats.syncp);
+		qp->tx_stats.packets += pkts;
+		qp->tx_stats.bytes += bytes;
+		u64_stats_update_end(&qp->tx_stats.syncp);
+		netdev_tx_completed_queue(txq, pkts, bytes);
+	}
+	if (netif_tx_queue_stopped(txq) && bqnic_tx_free(qp) >= BQNIC_TX_WAKE)
+		netif_tx_wake_queue(txq);
+	return pkts;
+}
+
+static void bqnic_txd_write(struct bqnic_qp *qp, dma_addr_t dma, u32 len,
+			    u16 flags, u16 csum_start, u16 csum_offset)
+{
+	struct bqnic_txd *d = &qp->txd[qp->tx_prod & (qp->tx_size - 1)];
+
+	d->addr = cpu_to_le64(dma);
+	d->len = cpu_to_le16(len);
+	d->flags = cpu_to_le16(flags);
+	d->csum_start = cpu_to_le16(csum_start);
+	d->csum_offset = cpu_to_le16(csum_offset);
+}
+
+static void bqnic_tx_doorbell(struct bqnic_qp *qp)
+{
+	dma_wmb();
+	bqnic_wr(qp->priv, BQNIC_Q(qp->qid, BQNIC_Q_TX_PROD), qp->tx_prod);
+}
+
+static netdev_tx_t bqnic_start_xmit(struct sk_buff *skb,
+				    struct net_device *ndev)
+{
+	struct bqnic_priv *priv = netdev_priv(ndev);
+	struct bqnic_qp *qp = &priv->qps[skb_get_queue_mapping(skb)];
+	struct netdev_queue *txq = netdev_get_tx_queue(ndev, qp->qid);
+	struct device *dev = &priv->pdev->dev;
+	u16 csum_start = 0, csum_offset = 0, csum_flag = 0;
+	u32 first = qp->tx_prod, nfrags, i;
+	struct bqnic_tx_slot *s;
+	dma_addr_t dma;
+
+	if (skb_shinfo(skb)->nr_frags + 1 > BQNIC_TX_MAX_FRAGS &&
+	    skb_linearize(skb))
+		goto drop;
+	nfrags = skb_shinfo(skb)->nr_frags;
+	if (skb->ip_summed == CHECKSUM_PARTIAL) {
+		csum_flag = BQNIC_TXD_CSUM;
+		csum_start = skb_checksum_start_offset(skb);
+		csum_offset = skb->csum_offset;
+	}
+
+	spin_lock(&qp->tx_lock);
+	if (bqnic_tx_free(qp) < nfrags + 1) {
+		netif_tx_stop_queue(txq);
+		spin_unlock(&qp->tx_lock);
+		u64_stats_update_begin(&qp->tx_stats.syncp);
+		qp->tx_stats.busy++;
+		u64_stats_update_end(&qp->tx_stats.syncp);
+		return NETDEV_TX_BUSY;
+	}
+
+	dma = dma_map_single(dev, skb->data, skb_headlen(skb), DMA_TO_DEVICE);
+	if (dma_mapping_error(dev, dma))
+		goto unlock_drop;
+	s = &qp->tx_slots[qp->tx_prod & (qp->tx_size - 1)];
+	s->dma = dma;
+	s->len = skb_headlen(skb);
+	bqnic_txd_write(qp, dma, skb_headlen(skb),
+			csum_flag | (nfrags ? 0 : BQNIC_TXD_EOP),
+			csum_start, csum_offset);
+	qp->tx_prod++;
+
+	for (i = 0; i < nfrags; i++) {
+		const skb_frag_t *frag = &skb_shinfo(skb)->frags[i];
+		u32 len = skb_frag_size(frag);
+
+		dma = skb_frag_dma_map(dev, frag, 0, len, DMA_TO_DEVICE);
+		if (dma_mapping_error(dev, dma))
+			goto unmap;
+		s = &qp->tx_slots[qp->tx_prod & (qp->tx_size - 1)];
+		s->dma = dma;
+		s->len = len;
+		s->unmap_page = true;
+		bqnic_txd_write(qp, dma, len,
+				i == nfrags - 1 ? BQNIC_TXD_EOP : 0, 0, 0);
+		qp->tx_prod++;
+	}
+	/* The skb is freed with the frame's last descriptor. */
+	qp->tx_slots[(qp->tx_prod - 1) & (qp->tx_size - 1)].skb = skb;
+	netdev_tx_sent_queue(txq, skb->len);
+	skb_tx_timestamp(skb);
+	bqnic_tx_doorbell(qp);
+	if (bqnic_tx_free(qp) < BQNIC_TX_WAKE)
+		netif_tx_stop_queue(txq);
+	spin_unlock(&qp->tx_lock);
+	return NETDEV_TX_OK;
+
+unmap:
+	while (qp->tx_prod != first) {
+		qp->tx_prod--;
+		bqnic_tx_slot_free(qp, &qp->tx_slots[qp->tx_prod &
+						      (qp->tx_size - 1)], 0);
+	}
+unlock_drop:
+	spin_unlock(&qp->tx_lock);
+drop:
+	dev_kfree_skb_any(skb);
+	ndev->stats.tx_dropped++;
+	return NETDEV_TX_OK;
+}
+
+/* Queue one XDP frame; caller holds tx_lock. */
+static int bqnic_xdp_queue(struct bqnic_qp *qp, struct xdp_frame *xdpf,
+			   struct page *page, dma_addr_t dma)
+{
+	struct bqnic_tx_slot *s;
+
+	if (bqnic_tx_free(qp) < 1)
+		return -ENOSPC;
+	s = &qp->tx_slots[qp->tx_prod & (qp->tx_size - 1)];
+	s->xdpf = page ? NULL : xdpf;
+	s->page = page;
+	s->dma = page ? 0 : dma;	/* pool pages stay mapped by the pool */
+	s->len = xdpf->len;
+	bqnic_txd_write(qp, dma, xdpf->len, BQNIC_TXD_EOP, 0, 0);
+	qp->tx_prod++;
+	return 0;
+}
+
+static int bqnic_xdp_xmit(struct net_device *ndev, int n,
+			  struct xdp_frame **frames, u32 flags)
+{
+	struct bqnic_priv *priv = netdev_priv(ndev);
+	struct device *dev = &priv->pdev->dev;
+	struct bqnic_qp *qp;
+	int i, nxmit = 0;
+
+	if (unlikely(flags & ~XDP_XMIT_FLAGS_MASK))
+		return -EINVAL;
+	/* Callers run under rcu_read_lock; bqnic_down() waits them out. */
+	if (!READ_ONCE(priv->rings_ready) || !netif_carrier_ok(ndev))
+		return -ENETDOWN;
+	qp = &priv->qps[smp_processor_id() % priv->num_queues];
+
+	spin_lock(&qp->tx_lock);
+	for (i = 0; i < n; i++) {
+		dma_addr_t dma = dma_map_single(dev, frames[i]->data,
+						frames[i]->len, DMA_TO_DEVICE);
+
+		if (dma_mapping_error(dev, dma))
+			break;
+		if (bqnic_xdp_queue(qp, frames[i], NULL, dma)) {
+			dma_unmap_single(dev, dma, frames[i]->len,
+					 DMA_TO_DEVICE);
+			break;
+		}
+		nxmit++;
+	}
+	if (nxmit && (flags & XDP_XMIT_FLUSH))
+		bqnic_tx_doorbell(qp);
+	spin_unlock(&qp->tx_lock);
+	return nxmit;
+}
+
+/* ---- rx ---- */
+
+enum bqnic_xdp_verdict {
+	BQNIC_XDP_PASS,
+	BQNIC_XDP_CONSUMED,
+	BQNIC_XDP_REDIRECTED,
+};
+
+static enum bqnic_xdp_verdict bqnic_run_xdp(struct bqnic_qp *qp,
+					    struct bpf_prog *prog,
+					    struct xdp_buff *xdp,
+					    struct page *page)
+{
+	struct net_device *ndev = qp->priv->ndev;
+	struct xdp_frame *xdpf;
+	dma_addr_t dma;
+	u32 act;
+	int err;
+
+	act = bpf_prog_run_xdp(prog, xdp);
+	switch (act) {
+	case XDP_PASS:
+		return BQNIC_XDP_PASS;
+	case XDP_TX:
+		xdpf = xdp_convert_buff_to_frame(xdp);
+		if (!xdpf)
+			goto drop;
+		dma = page_pool_get_dma_addr(page) +
+		      (xdpf->data - page_address(page));
+		dma_sync_single_for_device(&qp->priv->pdev->dev, dma,
+					   xdpf->len, DMA_BIDIRECTIONAL);
+		spin_lock(&qp->tx_lock);
+		err = bqnic_xdp_queue(qp, xdpf, page, dma);
+		if (!err)
+			bqnic_tx_doorbell(qp);
+		spin_unlock(&qp->tx_lock);
+		if (err) {
+			/* xdp_tx_leak: the historical bug, page never returns */
+			if (!xdp_tx_leak)
+				page_pool_recycle_direct(qp->pool, page);
+			return BQNIC_XDP_CONSUMED;
+		}
+		u64_stats_update_begin(&qp->rx_stats.syncp);
+		qp->rx_stats.xdp_tx++;
+		u64_stats_update_end(&qp->rx_stats.syncp);
+		return BQNIC_XDP_CONSUMED;
+	case XDP_REDIRECT:
+		if (xdp_do_redirect(ndev, xdp, prog))
+			goto drop;
+		u64_stats_update_begin(&qp->rx_stats.syncp);
+		qp->rx_stats.xdp_redirect++;
+		u64_stats_update_end(&qp->rx_stats.syncp);
+		return BQNIC_XDP_REDIRECTED;
+	default:
+		bpf_warn_invalid_xdp_action(ndev, prog, act);
+		fallthrough;
+	case XDP_ABORTED:
+		trace_xdp_exception(ndev, prog, act);
+		fallthrough;
+	case XDP_DROP:
+		break;
+	}
+drop:
+	page_pool_recycle_direct(qp->pool, page);
+	u64_stats_update_begin(&qp->rx_stats.syncp);
+	qp->rx_stats.xdp_drop++;
+	u64_stats_update_end(&qp->rx_stats.syncp);
+	return BQNIC_XDP_CONSUMED;
+}
+
+static struct page *bqnic_bq_pop(struct bqnic_qp *qp, struct bqnic_bq *bq,
+				 u32 len)
+{
+	struct bqnic_rx_buf *buf = &bq->bufs[bq->cons & (bq->size - 1)];
+	struct page *page = buf->page;
+
+	buf->page = NULL;
+	bq->cons++;
+	if (page)
+		page_pool_dma_sync_for_cpu(qp->pool, page, 0, len);
+	return page;
+}
+
+/* Returns true if an XDP program redirected the frame. */
+static bool bqnic_rx_one(struct bqnic_qp *qp, const struct bqnic_cqe *cqe,
+			 struct bpf_prog *prog)
+{
+	struct bqnic_priv *priv = qp->priv;
+	struct net_device *ndev = priv->ndev;
+	u32 len = le32_to_cpu(cqe->len);
+	u32 head_len, off, nlbq = cqe->nlbq, i;
+	u16 flags = le16_to_cpu(cqe->flags);
+	struct page *page;
+	struct sk_buff *skb;
+	u32 headroom = BQNIC_HEADROOM;
+
+	if (cqe->nsbq) {
+		head_len = le16_to_cpu(cqe->hdr_len);
+		page = bqnic_bq_pop(qp, &qp->sbq, head_len);
+	} else {
+		head_len = min_t(u32, len, BQNIC_LBQ_BUF_SIZE);
+		page = bqnic_bq_pop(qp, &qp->lbq, head_len);
+		nlbq--;
+	}
+	if (unlikely(!page || head_len > len))
+		goto bad;
+
+	if (prog && !nlbq) {
+		struct xdp_buff xdp;
+		enum bqnic_xdp_verdict v;
+
+		xdp_init_buff(&xdp, PAGE_SIZE, &qp->xdp_rxq);
+		xdp_prepare_buff(&xdp, page_address(page), BQNIC_HEADROOM,
+				 head_len, false);
+		v = bqnic_run_xdp(qp, prog, &xdp, page);
+		if (v != BQNIC_XDP_PASS)
+			return v == BQNIC_XDP_REDIRECTED;
+		headroom = xdp.data - xdp.data_hard_start;
+		head_len = xdp.data_end - xdp.data;
+		len = head_len;
+	}
+
+	skb = napi_build_skb(page_address(page), PAGE_SIZE);
+	if (unlikely(!skb)) {
+		page_pool_recycle_direct(qp->pool, page);
+		goto drop_rest;
+	}
+	skb_mark_for_recycle(skb);
+	skb_reserve(skb, headroom);
+	__skb_put(skb, head_len);
+
+	for (i = 0, off = head_len; i < nlbq; i++) {
+		u32 chunk = min_t(u32, len - off, BQNIC_LBQ_BUF_SIZE);
+
+		page = bqnic_bq_pop(qp, &qp->lbq, chunk);
+		if (unlikely(!page || off >= len)) {
+			dev_kfree_skb_any(skb);
+			nlbq -= i + 1;
+			goto drop_rest;
+		}
+		skb_add_rx_frag(skb, skb_shinfo(skb)->nr_frags, page,
+				BQNIC_HEADROOM, chunk, PAGE_SIZE);
+		off += chunk;
+	}
+
+	skb->protocol = eth_type_trans(skb, ndev);
+	if ((ndev->features & NETIF_F_RXCSUM) &&
+	    (flags & BQNIC_CQE_F_L4_CSUM_OK))
+		skb->ip_summed = CHECKSUM_UNNECESSARY;
+	if ((ndev->features & NETIF_F_RXHASH) && (flags & BQNIC_CQE_F_RSS))
+		skb_set_hash(skb, le32_to_cpu(cqe->rss_hash),
+			     flags & (BQNIC_CQE_F_TCP | BQNIC_CQE_F_UDP) ?
+			     PKT_HASH_TYPE_L4 : PKT_HASH_TYPE_L3);
+	skb_record_rx_queue(skb, qp->qid);
+
+	u64_stats_update_begin(&qp->rx_stats.syncp);
+	qp->rx_stats.packets++;
+	qp->rx_stats.bytes += len;
+	if (skb->ip_summed == CHECKSUM_UNNECESSARY)
+		qp->rx_stats.csum_ok++;
+	u64_stats_update_end(&qp->rx_stats.syncp);
+	napi_gro_receive(&qp->napi, skb);
+	return false;
+
+bad:
+	netdev_err_once(ndev, "queue %u: completion names no buffer (len %u)\n",
+			qp->qid, len);
+	if (page)
+		page_pool_recycle_direct(qp->pool, page);
+drop_rest:
+	for (i = 0; i < nlbq; i++) {
+		page = bqnic_bq_pop(qp, &qp->lbq, 0);
+		if (page)
+			page_pool_recycle_direct(qp->pool, page);
+	}
+	ndev->stats.rx_dropped++;
+	return false;
+}
+
+static int bqnic_poll(struct napi_struct *napi, int budget)
+{
+	struct bqnic_qp *qp = container_of(napi, struct bqnic_qp, napi);
+	struct bqnic_priv *priv = qp->priv;
+	struct bpf_prog *prog = READ_ONCE(priv->xdp_prog);
+	bool redirected = false;
+	int work = 0;
+
+	/* Clear causes first: anything after this raises a new interrupt. */
+	bqnic_wr(priv, BQNIC_Q(qp->qid, BQNIC_Q_CAUSE), BQNIC_QCAUSE_ALL);
+	bqnic_tx_clean(qp, budget);
+
+	while (work < budget) {
+		struct bqnic_cqe *cqe = &qp->cq[qp->cq_cons & (qp->cq_size - 1)];
+		u8 phase = ((qp->cq_cons / qp->cq_size) & 1) ? 0 : 1;
+
+		if ((READ_ONCE(cqe->phase) & 1) != phase)
+			break;
+		dma_rmb();	/* the phase byte is written last */
+		redirected |= bqnic_rx_one(qp, cqe, prog);
+		qp->cq_cons++;
+		work++;
+	}
+	if (work)
+		bqnic_wr(priv, BQNIC_Q(qp->qid, BQNIC_Q_CQ_CONS), qp->cq_cons);
+	if (redirected)
+		xdp_do_flush();
+
+	if (!bqnic_refill(qp, GFP_ATOMIC | __GFP_NOWARN)) {
+		if (!bqnic_bq_outstanding(&qp->sbq) ||
+		    !bqnic_bq_outstanding(&qp->lbq)) {
+			u64_stats_update_begin(&qp->rx_stats.syncp);
+			if (!bqnic_bq_outstanding(&qp->sbq))
+				qp->rx_stats.sbq_empty++;
+			if (!bqnic_bq_outstanding(&qp->lbq))
+				qp->rx_stats.lbq_empty++;
+			u64_stats_update_end(&qp->rx_stats.syncp);
+		}
+		/*
+		 * Without buffers the device drops frames and raises no
+		 * interrupt: NAPI would not run again. Refill from process
+		 * context instead (refill_fallback=0 is the pre-fix driver).
+		 */
+		if (refill_fallback && bqnic_starving(qp))
+			bqnic_schedule_refill(qp, 0);
+	}
+
+	if (work < budget && napi_complete_done(napi, work))
+		bqnic_wr(priv, BQNIC_Q(qp->qid, BQNIC_Q_MASK), 0);
+	return work;
+}
+
+static irqreturn_t bqnic_queue_irq(int irq, void *data)
+{
+	struct bqnic_qp *qp = data;
+
+	bqnic_wr(qp->priv, BQNIC_Q(qp->qid, BQNIC_Q_MASK), BQNIC_QCAUSE_ALL);
+	napi_schedule(&qp->napi);
+	return IRQ_HANDLED;
+}
+
+static void bqnic_update_link(struct bqnic_priv *priv)
+{
+	if (bqnic_rd(priv, BQNIC_REG_STATUS) & BQNIC_STATUS_LINK_UP)
+		netif_carrier_on(priv->ndev);
+	else
+		netif_carrier_off(priv->ndev);
+}
+
+static irqreturn_t bqnic_misc_irq(int irq, void *data)
+{
+	struct bqnic_priv *priv = data;
+	u32 cause = bqnic_rd(priv, BQNIC_REG_MISC_CAUSE);
+
+	bqnic_wr(priv, BQNIC_REG_MISC_CAUSE, cause);
+	if (cause & BQNIC_MISC_LINK && netif_running(priv->ndev))
+		bqnic_update_link(priv);
+	if (cause & BQNIC_MISC_DMA_ERR) {
+		priv->dma_errors++;
+		netdev_err(priv->ndev, "device DMA error: a queue is stopped until reset\n");
+	}
+	return cause ? IRQ_HANDLED : IRQ_NONE;
+}
+
+/* ---- bring-up and teardown of one queue pair ---- */
+
+static void bqnic_qp_free(struct bqnic_qp *qp)
+{
+	struct device *dev = &qp->priv->pdev->dev;
+	u32 i;
+
+	if (qp->tx_slots) {
+		for (i = qp->tx_clean; i != qp->tx_prod; i++)
+			bqnic_tx_slot_free(qp, &qp->tx_slots[i & (qp->tx_size - 1)], 0);
+	}
+	if (qp->pool) {
+		bqnic_bq_free(qp, &qp->sbq);
+		bqnic_bq_free(qp, &qp->lbq);
+	}
+	if (xdp_rxq_info_is_reg(&qp->xdp_rxq))
+		xdp_rxq_info_unreg(&qp->xdp_rxq);
+	if (qp->pool)
+		page_pool_destroy(qp->pool);
+	qp->pool = NULL;
+
+	kfree(qp->sbq.bufs);
+	kfree(qp->lbq.bufs);
+	kfree(qp->tx_slots);
+	qp->sbq.bufs = NULL;
+	qp->lbq.bufs = NULL;
+	qp->tx_slots = NULL;
+	if (qp->cq)
+		dma_free_coherent(dev, qp->cq_size * sizeof(*qp->cq), qp->cq,
+				  qp->cq_dma);
+	if (qp->sbq.ring)
+		dma_free_coherent(dev, qp->sbq.size * sizeof(__le64),
+				  qp->sbq.ring, qp->sbq.ring_dma);
+	if (qp->lbq.ring)
+		dma_free_coherent(dev, qp->lbq.size * sizeof(__le64),
+				  qp->lbq.ring, qp->lbq.ring_dma);
+	if (qp->txd)
+		dma_free_coherent(dev, qp->tx_size * sizeof(*qp->txd), qp->txd,
+				  qp->txd_dma);
+	qp->cq = NULL;
+	qp->sbq.ring = NULL;
+	qp->lbq.ring = NULL;
+	qp->txd = NULL;
+}
+
+static int bqnic_bq_alloc(struct device *dev, struct bqnic_bq *bq, u32 size,
+			  u32 reg_prod, const char *name)
+{
+	bq->size = size;
+	bq->prod = 0;
+	bq->cons = 0;
+	bq->reg_prod = reg_prod;
+	bq->name = name;
+	bq->ring = dma_alloc_coherent(dev, size * sizeof(__le64), &bq->ring_dma,
+				      GFP_KERNEL);
+	bq->bufs = kcalloc(size, sizeof(*bq->bufs), GFP_KERNEL);
+	return bq->ring && bq->bufs ? 0 : -ENOMEM;
+}
+
+static int bqnic_qp_alloc(struct bqnic_qp *qp)
+{
+	struct bqnic_priv *priv = qp->priv;
+	struct device *dev = &priv->pdev->dev;
+	struct page_pool_params pp = {
+		.flags = PP_FLAG_DMA_MAP | PP_FLAG_DMA_SYNC_DEV,
+		.order = 0,
+		.pool_size = 2 * priv->rx_ring_size,
+		.nid = dev_to_node(dev),
+		.dev = dev,
+		.napi = &qp->napi,
+		.netdev = priv->ndev,
+		.queue_idx = qp->qid,
+		.dma_dir = priv->xdp_prog ? DMA_BIDIRECTIONAL : DMA_FROM_DEVICE,
+		.offset = BQNIC_HEADROOM,
+		.max_len = BQNIC_LBQ_BUF_SIZE,
+	};
+	int err;
+
+	qp->cq_size = priv->rx_ring_size;
+	qp->cq_cons = 0;
+	qp->cq = dma_alloc_coherent(dev, qp->cq_size * sizeof(*qp->cq),
+				    &qp->cq_dma, GFP_KERNEL);
+	err = bqnic_bq_alloc(dev, &qp->sbq, priv->rx_ring_size,
+			     BQNIC_Q_SBQ_PROD, "sbq");
+	err = err ?: bqnic_bq_alloc(dev, &qp->lbq, priv->rx_ring_size,
+				    BQNIC_Q_LBQ_PROD, "lbq");
+	qp->tx_size = priv->tx_ring_size;
+	qp->tx_prod = 0;
+	qp->tx_clean = 0;
+	qp->txd = dma_alloc_coherent(dev, qp->tx_size * sizeof(*qp->txd),
+				     &qp->txd_dma, GFP_KERNEL);
+	qp->tx_slots = kcalloc(qp->tx_size, sizeof(*qp->tx_slots), GFP_KERNEL);
+	if (err || !qp->cq || !qp->txd || !qp->tx_slots)
+		return -ENOMEM;
+
+	qp->pool = page_pool_create(&pp);
+	if (IS_ERR(qp->pool)) {
+		err = PTR_ERR(qp->pool);
+		qp->pool = NULL;
+		return err;
+	}
+	err = xdp_rxq_info_reg(&qp->xdp_rxq, priv->ndev, qp->qid,
+			       qp->napi.napi_id);
+	if (err)
+		return err;
+	return xdp_rxq_info_reg_mem_model(&qp->xdp_rxq, MEM_TYPE_PAGE_POOL,
+					  qp->pool);
+}
+
+static void bqnic_qp_program(struct bqnic_qp *qp)
+{
+	struct bqnic_priv *priv = qp->priv;
+	u32 q = qp->qid;
+
+	bqnic_wr(priv, BQNIC_Q(q, BQNIC_Q_CQ_BASE_LO), lower_32_bits(qp->cq_dma));
+	bqnic_wr(priv, BQNIC_Q(q, BQNIC_Q_CQ_BASE_HI), upper_32_bits(qp->cq_dma));
+	bqnic_wr(priv, BQNIC_Q(q, BQNIC_Q_CQ_SIZE), qp->cq_size);
+	bqnic_wr(priv, BQNIC_Q(q, BQNIC_Q_SBQ_BASE_LO),
+		 lower_32_bits(qp->sbq.ring_dma));
+	bqnic_wr(priv, BQNIC_Q(q, BQNIC_Q_SBQ_BASE_HI),
+		 upper_32_bits(qp->sbq.ring_dma));
+	bqnic_wr(priv, BQNIC_Q(q, BQNIC_Q_SBQ_SIZE), qp->sbq.size);
+	bqnic_wr(priv, BQNIC_Q(q, BQNIC_Q_LBQ_BASE_LO),
+		 lower_32_bits(qp->lbq.ring_dma));
+	bqnic_wr(priv, BQNIC_Q(q, BQNIC_Q_LBQ_BASE_HI),
+		 upper_32_bits(qp->lbq.ring_dma));
+	bqnic_wr(priv, BQNIC_Q(q, BQNIC_Q_LBQ_SIZE), qp->lbq.size);
+	bqnic_wr(priv, BQNIC_Q(q, BQNIC_Q_TX_BASE_LO), lower_32_bits(qp->txd_dma));
+	bqnic_wr(priv, BQNIC_Q(q, BQNIC_Q_TX_BASE_HI), upper_32_bits(qp->txd_dma));
+	bqnic_wr(priv, BQNIC_Q(q, BQNIC_Q_TX_SIZE), qp->tx_size);
+	bqnic_wr(priv, BQNIC_Q(q, BQNIC_Q_RXQ_CTRL), 1);
+	bqnic_wr(priv, BQNIC_Q(q, BQNIC_Q_TXQ_CTRL), 1);
+}
+
+static void bqnic_rss_init(struct bqnic_priv *priv)
+{
+	u8 key[40];
+	u32 i;
+
+	netdev_rss_key_fill(key, sizeof(key));
+	for (i = 0; i < sizeof(key); i += 4)
+		bqnic_wr(priv, BQNIC_REG_RSS_KEY + i, get_unaligned_le32(key + i));
+	for (i = 0; i < 128; i += 4) {
+		u32 v = ethtool_rxfh_indir_default(i, priv->num_queues) |
+			ethtool_rxfh_indir_default(i + 1, priv->num_queues) << 8 |
+			ethtool_rxfh_indir_default(i + 2, priv->num_queues) << 16 |
+			ethtool_rxfh_indir_default(i + 3, priv->num_queues) << 24;
+
+		bqnic_wr(priv, BQNIC_REG_RSS_INDIR + i, v);
+	}
+}
+
+static void bqnic_down(struct bqnic_priv *priv)
+{
+	struct net_device *ndev = priv->ndev;
+	u32 i;
+
+	netif_tx_disable(ndev);
+	netif_carrier_off(ndev);
+	WRITE_ONCE(priv->rings_ready, false);
+	synchronize_net();	/* no ndo_xdp_xmit() still on our rings */
+	/* Stop the device touching our buffers before we take them back. */
+	bqnic_wr(priv, BQNIC_REG_CTRL, 0);
+	for (i = 0; i < priv->num_queues; i++) {
+		bqnic_wr(priv, BQNIC_Q(i, BQNIC_Q_MASK), BQNIC_QCAUSE_ALL);
+		bqnic_wr(priv, BQNIC_Q(i, BQNIC_Q_RXQ_CTRL), 0);
+		bqnic_wr(priv, BQNIC_Q(i, BQNIC_Q_TXQ_CTRL), 0);
+	}
+
+	spin_lock_bh(&priv->refill_lock);
+	for (i = 0; i < priv->num_queues; i++)
+		priv->qps[i].refill_allowed = false;
+	spin_unlock_bh(&priv->refill_lock);
+
+	for (i = 0; i < priv->num_queues; i++) {
+		struct bqnic_qp *qp = &priv->qps[i];
+
+		/* The work disables NAPI itself: it must be gone first. */
+		cancel_delayed_work_sync(&qp->refill_work);
+		napi_disable(&qp->napi);
+		free_irq(pci_irq_vector(priv->pdev, i), qp);
+		netif_queue_set_napi(ndev, i, NETDEV_QUEUE_TYPE_RX, NULL);
+		netif_queue_set_napi(ndev, i, NETDEV_QUEUE_TYPE_TX, NULL);
+		bqnic_qp_free(qp);
+		netif_napi_del(&qp->napi);
+	}
+}
+
+static int bqnic_up(struct bqnic_priv *priv)
+{
+	struct net_device *ndev = priv->ndev;
+	u32 i, queues = priv->num_queues;
+	int err;
+
+	bqnic_wr(priv, BQNIC_REG_SBQ_BUF_SIZE, BQNIC_SBQ_BUF_SIZE);
+	bqnic_wr(priv, BQNIC_REG_LBQ_BUF_SIZE, BQNIC_LBQ_BUF_SIZE);
+	bqnic_wr(priv, BQNIC_REG_MAX_FRAME, ndev->mtu + ETH_HLEN);
+
+	for (i = 0; i < priv->num_queues; i++) {
+		struct bqnic_qp *qp = &priv->qps[i];
+
+		netif_napi_add(ndev, &qp->napi, bqnic_poll);
+		err = bqnic_qp_alloc(qp);
+		if (err)
+			goto fail;
+		bqnic_qp_program(qp);
+		bqnic_refill(qp, GFP_KERNEL);
+		snprintf(qp->irq_name, sizeof(qp->irq_name), "%s-q%u",
+			 ndev->name, i);
+		err = request_irq(pci_irq_vector(priv->pdev, i),
+				  bqnic_queue_irq, 0, qp->irq_name, qp);
+		if (err)
+			goto fail;
+		netif_queue_set_napi(ndev, i, NETDEV_QUEUE_TYPE_RX, &qp->napi);
+		netif_queue_set_napi(ndev, i, NETDEV_QUEUE_TYPE_TX, &qp->napi);
+		napi_enable(&qp->napi);
+		qp->refill_allowed = true;
+		bqnic_wr(priv, BQNIC_Q(i, BQNIC_Q_MASK), 0);
+	}
+	bqnic_rss_init(priv);
+	bqnic_wr(priv, BQNIC_REG_MISC_MASK, 0);
+	bqnic_wr(priv, BQNIC_REG_CTRL, BQNIC_CTRL_RX_EN | BQNIC_CTRL_TX_EN |
+		 BQNIC_CTRL_RSS_EN | BQNIC_CTRL_RX_CSUM);
+	bqnic_update_link(priv);
+	WRITE_ONCE(priv->rings_ready, true);
+	netif_tx_start_all_queues(ndev);
+	return 0;
+
+fail:
+	/* Unwind the queue that failed, then the ones that came up. */
+	bqnic_qp_free(&priv->qps[i]);
+	netif_napi_del(&priv->qps[i].napi);
+	priv->num_queues = i;
+	bqnic_down(priv);
+	priv->num_queues = queues;
+	return err;
+}
+
+static int bqnic_open(struct net_device *ndev)
+{
+	return bqnic_up(netdev_priv(ndev));
+}
+
+static int bqnic_stop(struct net_device *ndev)
+{
+	bqnic_down(netdev_priv(ndev));
+	return 0;
+}
+
+/* Ring size, channel, MTU and XDP changes all go through close and open. */
+static int bqnic_reconfigure(struct bqnic_priv *priv, u32 queues, u32 rx_ring,
+			     u32 tx_ring)
+{
+	bool running = netif_running(priv->ndev);
+	int err;
+
+	if (running)
+		bqnic_down(priv);
+	priv->num_queues = queues;
+	priv->rx_ring_size = rx_ring;
+	priv->tx_ring_size = tx_ring;
+	err = netif_set_real_num_queues(priv->ndev, queues, queues);
+	if (err || !running)
+		return err;
+	return bqnic_up(priv);
+}
+
+static int bqnic_change_mtu(struct net_device *ndev, int mtu)
+{
+	struct bqnic_priv *priv = netdev_priv(ndev);
+
+	if (priv->xdp_prog && mtu > BQNIC_LBQ_BUF_SIZE - ETH_HLEN) {
+		netdev_err(ndev, "MTU %d too large for XDP (single buffer only)\n", mtu);
+		return -EINVAL;
+	}
+	WRITE_ONCE(ndev->mtu, mtu);
+	return bqnic_reconfigure(priv, priv->num_queues, priv->rx_ring_size,
+				 priv->tx_ring_size);
+}
+
+static int bqnic_xdp_setup(struct bqnic_priv *priv, struct bpf_prog *prog,
+			   struct netlink_ext_ack *extack)
+{
+	struct bpf_prog *old;
+
+	if (prog && priv->ndev->mtu > BQNIC_LBQ_BUF_SIZE - ETH_HLEN) {
+		NL_SET_ERR_MSG_MOD(extack, "MTU too large for XDP (single buffer only)");
+		return -EOPNOTSUPP;
+	}
+	/* New page_pools with the right DMA direction: close, swap, open. */
+	if (netif_running(priv->ndev))
+		bqnic_down(priv);
+	old = xchg(&priv->xdp_prog, prog);
+	if (old)
+		bpf_prog_put(old);
+	if (netif_running(priv->ndev))
+		return bqnic_up(priv);
+	return 0;
+}
+
+static int bqnic_bpf(struct net_device *ndev, struct netdev_bpf *bpf)
+{
+	switch (bpf->command) {
+	case XDP_SETUP_PROG:
+		return bqnic_xdp_setup(netdev_priv(ndev), bpf->prog,
+				       bpf->extack);
+	default:
+		return -EINVAL;
+	}
+}
+
+static void bqnic_get_stats64(struct net_device *ndev,
+			      struct rtnl_link_stats64 *stats)
+{
+	struct bqnic_priv *priv = netdev_priv(ndev);
+	u32 i;
+
+	for (i = 0; i < priv->max_queues; i++) {
+		struct bqnic_qp *qp = &priv->qps[i];
+		u64 rx_p, rx_b, tx_p, tx_b;
+		unsigned int start;
+
+		do {
+			start = u64_stats_fetch_begin(&qp->rx_stats.syncp);
+			rx_p = qp->rx_stats.packets;
+			rx_b = qp->rx_stats.bytes;
+		} while (u64_stats_fetch_retry(&qp->rx_stats.syncp, start));
+		do {
+			start = u64_stats_fetch_begin(&qp->tx_stats.syncp);
+			tx_p = qp->tx_stats.packets;
+			tx_b = qp->tx_stats.bytes;
+		} while (u64_stats_fetch_retry(&qp->tx_stats.syncp, start));
+		stats->rx_packets += rx_p;
+		stats->rx_bytes += rx_b;
+		stats->tx_packets += tx_p;
+		stats->tx_bytes += tx_b;
+	}
+	stats->rx_dropped = ndev->stats.rx_dropped;
+	stats->tx_dropped = ndev->stats.tx_dropped;
+}
+
+static const struct net_device_ops bqnic_netdev_ops = {
+	.ndo_open		= bqnic_open,
+	.ndo_stop		= bqnic_stop,
+	.ndo_start_xmit		= bqnic_start_xmit,
+	.ndo_get_stats64	= bqnic_get_stats64,
+	.ndo_change_mtu		= bqnic_change_mtu,
+	.ndo_validate_addr	= eth_validate_addr,
+	.ndo_set_mac_address	= eth_mac_addr,
+	.ndo_bpf		= bqnic_bpf,
+	.ndo_xdp_xmit		= bqnic_xdp_xmit,
+};
+
+/* ---- netdev qstats (netlink qstats-get) ---- */
+
+static void bqnic_get_queue_stats_rx(struct net_device *ndev, int idx,
+				     struct netdev_queue_stats_rx *stats)
+{
+	struct bqnic_priv *priv = netdev_priv(ndev);
+	struct bqnic_rx_stats *rs = &priv->qps[idx].rx_stats;
+	unsigned int start;
+
+	do {
+		start = u64_stats_fetch_begin(&rs->syncp);
+		stats->packets = rs->packets;
+		stats->bytes = rs->bytes;
+		stats->alloc_fail = rs->alloc_fail;
+		stats->csum_unnecessary = rs->csum_ok;
+	} while (u64_stats_fetch_retry(&rs->syncp, start));
+}
+
+static void bqnic_get_queue_stats_tx(struct net_device *ndev, int idx,
+				     struct netdev_queue_stats_tx *stats)
+{
+	struct bqnic_priv *priv = netdev_priv(ndev);
+	struct bqnic_tx_stats *ts = &priv->qps[idx].tx_stats;
+	unsigned int start;
+
+	do {
+		start = u64_stats_fetch_begin(&ts->syncp);
+		stats->packets = ts->packets;
+		stats->bytes = ts->bytes;
+	} while (u64_stats_fetch_retry(&ts->syncp, start));
+}
+
+static void bqnic_get_base_stats(struct net_device *ndev,
+				 struct netdev_queue_stats_rx *rx,
+				 struct netdev_queue_stats_tx *tx)
+{
+	struct bqnic_priv *priv = netdev_priv(ndev);
+	u32 i;
+
+	/* Counters of queues beyond the active ones live on here. */
+	rx->packets = 0;
+	rx->bytes = 0;
+	rx->alloc_fail = 0;
+	rx->csum_unnecessary = 0;
+	tx->packets = 0;
+	tx->bytes = 0;
+	for (i = priv->num_queues; i < priv->max_queues; i++) {
+		struct netdev_queue_stats_rx r = {};
+		struct netdev_queue_stats_tx t = {};
+
+		bqnic_get_queue_stats_rx(ndev, i, &r);
+		bqnic_get_queue_stats_tx(ndev, i, &t);
+		rx->packets += r.packets;
+		rx->bytes += r.bytes;
+		rx->alloc_fail += r.alloc_fail;
+		rx->csum_unnecessary += r.csum_unnecessary;
+		tx->packets += t.packets;
+		tx->bytes += t.bytes;
+	}
+}
+
+static const struct netdev_stat_ops bqnic_stat_ops = {
+	.get_queue_stats_rx	= bqnic_get_queue_stats_rx,
+	.get_queue_stats_tx	= bqnic_get_queue_stats_tx,
+	.get_base_stats		= bqnic_get_base_stats,
+};
+
+/* ---- ethtool ---- */
+
+static const char bqnic_queue_stat_names[][ETH_GSTRING_LEN] = {
+	"rx_packets", "rx_bytes", "rx_alloc_fail", "rx_refill_work_runs",
+	"rx_sbq_empty", "rx_lbq_empty", "rx_xdp_drop", "rx_xdp_tx",
+	"rx_xdp_redirect", "tx_packets", "tx_bytes", "tx_busy",
+};
+
+#define BQNIC_QUEUE_STATS	ARRAY_SIZE(bqnic_queue_stat_names)
+
+static void bqnic_get_drvinfo(struct net_device *ndev,
+			      struct ethtool_drvinfo *info)
+{
+	struct bqnic_priv *priv = netdev_priv(ndev);
+
+	strscpy(info->driver, DRV_NAME, sizeof(info->driver));
+	strscpy(info->bus_info, pci_name(priv->pdev), sizeof(info->bus_info));
+}
+
+static int bqnic_get_sset_count(struct net_device *ndev, int sset)
+{
+	struct bqnic_priv *priv = netdev_priv(ndev);
+
+	if (sset != ETH_SS_STATS)
+		return -EOPNOTSUPP;
+	return priv->max_queues * BQNIC_QUEUE_STATS + 1 +
+	       page_pool_ethtool_stats_get_count();
+}
+
+static void bqnic_get_strings(struct net_device *ndev, u32 sset, u8 *data)
+{
+	struct bqnic_priv *priv = netdev_priv(ndev);
+	u32 q, i;
+
+	if (sset != ETH_SS_STATS)
+		return;
+	for (q = 0; q < priv->max_queues; q++)
+		for (i = 0; i < BQNIC_QUEUE_STATS; i++)
+			ethtool_sprintf(&data, "q%u_%s", q, bqnic_queue_stat_names[i]);
+	ethtool_puts(&data, "dma_errors");
+	page_pool_ethtool_stats_get_strings(data);
+}
+
+static void bqnic_get_ethtool_stats(struct net_device *ndev,
+				    struct ethtool_stats *estats, u64 *data)
+{
+	struct bqnic_priv *priv = netdev_priv(ndev);
+	struct page_pool_stats pp_stats = {};
+	u32 q;
+
+	for (q = 0; q < priv->max_queues; q++) {
+		struct bqnic_qp *qp = &priv->qps[q];
+		struct bqnic_rx_stats *rs = &qp->rx_stats;
+		struct bqnic_tx_stats *ts = &qp->tx_stats;
+		unsigned int start;
+
+		do {
+			start = u64_stats_fetch_begin(&rs->syncp);
+			data[0] = rs->packets;
+			data[1] = rs->bytes;
+			data[2] = rs->alloc_fail;
+			data[3] = rs->refill_work_runs;
+			data[4] = rs->sbq_empty;
+			data[5] = rs->lbq_empty;
+			data[6] = rs->xdp_drop;
+			data[7] = rs->xdp_tx;
+			data[8] = rs->xdp_redirect;
+		} while (u64_stats_fetch_retry(&rs->syncp, start));
+		do {
+			start = u64_stats_fetch_begin(&ts->syncp);
+			data[9] = ts->packets;
+			data[10] = ts->bytes;
+			data[11] = ts->busy;
+		} while (u64_stats_fetch_retry(&ts->syncp, start));
+		data += BQNIC_QUEUE_STATS;
+		if (netif_running(ndev) && q < priv->num_queues && qp->pool)
+			page_pool_get_stats(qp->pool, &pp_stats);
+	}
+	*data++ = priv->dma_errors;
+	page_pool_ethtool_stats_get(data, &pp_stats);
+}
+
+static void bqnic_get_ringparam(struct net_device *ndev,
+				struct ethtool_ringparam *ring,
+				struct kernel_ethtool_ringparam *kring,
+				struct netlink_ext_ack *extack)
+{
+	struct bqnic_priv *priv = netdev_priv(ndev);
+
+	ring->rx_max_pending = BQNIC_MAX_RING;
+	ring->tx_max_pending = BQNIC_MAX_RING;
+	ring->rx_pending = priv->rx_ring_size;
+	ring->tx_pending = priv->tx_ring_size;
+}
+
+static int bqnic_set_ringparam(struct net_device *ndev,
+			       struct ethtool_ringparam *ring,
+			       struct kernel_ethtool_ringparam *kring,
+			       struct netlink_ext_ack *extack)
+{
+	struct bqnic_priv *priv = netdev_priv(ndev);
+	u32 rx = roundup_pow_of_two(max_t(u32, ring->rx_pending, BQNIC_MIN_RING));
+	u32 tx = roundup_pow_of_two(max_t(u32, ring->tx_pending, BQNIC_MIN_RING));
+
+	if (ring->rx_mini_pending || ring->rx_jumbo_pending)
+		return -EINVAL;
+	if (rx > BQNIC_MAX_RING || tx > BQNIC_MAX_RING) {
+		NL_SET_ERR_MSG_MOD(extack, "ring size above 4096");
+		return -EINVAL;
+	}
+	return bqnic_reconfigure(priv, priv->num_queues, rx, tx);
+}
+
+static void bqnic_get_channels(struct net_device *ndev,
+			       struct ethtool_channels *ch)
+{
+	struct bqnic_priv *priv = netdev_priv(ndev);
+
+	ch->max_combined = priv->max_queues;
+	ch->combined_count = priv->num_queues;
+}
+
+static int bqnic_set_channels(struct net_device *ndev,
+			      struct ethtool_channels *ch)
+{
+	struct bqnic_priv *priv = netdev_priv(ndev);
+
+	if (!ch->combined_count || ch->rx_count || ch->tx_count ||
+	    ch->combined_count > priv->max_queues)
+		return -EINVAL;
+	return bqnic_reconfigure(priv, ch->combined_count, priv->rx_ring_size,
+				 priv->tx_ring_size);
+}
+
+static const struct ethtool_ops bqnic_ethtool_ops = {
+	.get_drvinfo		= bqnic_get_drvinfo,
+	.get_link		= ethtool_op_get_link,
+	.get_sset_count		= bqnic_get_sset_count,
+	.get_strings		= bqnic_get_strings,
+	.get_ethtool_stats	= bqnic_get_ethtool_stats,
+	.get_ringparam		= bqnic_get_ringparam,
+	.set_ringparam		= bqnic_set_ringparam,
+	.get_channels		= bqnic_get_channels,
+	.set_channels		= bqnic_set_channels,
+};
+
+/* ---- PCI ---- */
+
+static int bqnic_probe(struct pci_dev *pdev, const struct pci_device_id *id)
+{
+	struct net_device *ndev;
+	struct bqnic_priv *priv;
+	u32 max_queues, i;
+	u8 mac[ETH_ALEN];
+	void __iomem *regs;
+	int err;
+
+	err = pcim_enable_device(pdev);
+	if (err)
+		return err;
+	err = dma_set_mask_and_coherent(&pdev->dev, DMA_BIT_MASK(64));
+	if (err)
+		return err;
+	err = pcim_iomap_regions(pdev, BIT(0), DRV_NAME);
+	if (err)
+		return err;
+	regs = pcim_iomap_table(pdev)[0];
+	if (readl(regs + BQNIC_REG_ID) != BQNIC_ID_VALUE) {
+		dev_err(&pdev->dev, "not a bqnic (ID 0x%08x)\n",
+			readl(regs + BQNIC_REG_ID));
+		return -ENODEV;
+	}
+	writel(BQNIC_CTRL_RESET, regs + BQNIC_REG_CTRL);
+	pci_set_master(pdev);
+
+	max_queues = min_t(u32, readl(regs + BQNIC_REG_NUM_QUEUES),
+			   BQNIC_MAX_QUEUES);
+	if (!max_queues)
+		return -ENODEV;
+	ndev = devm_alloc_etherdev_mqs(&pdev->dev, sizeof(*priv), max_queues,
+				       max_queues);
+	if (!ndev)
+		return -ENOMEM;
+	SET_NETDEV_DEV(ndev, &pdev->dev);
+	priv = netdev_priv(ndev);
+	priv->ndev = ndev;
+	priv->pdev = pdev;
+	priv->regs = regs;
+	priv->max_queues = max_queues;
+	priv->num_queues = min_t(u32, max_queues,
+				 netif_get_num_default_rss_queues());
+	priv->rx_ring_size = BQNIC_DEFAULT_RING;
+	priv->tx_ring_size = BQNIC_DEFAULT_RING;
+	spin_lock_init(&priv->refill_lock);
+	priv->qps = devm_kcalloc(&pdev->dev, max_queues, sizeof(*priv->qps),
+				 GFP_KERNEL);
+	if (!priv->qps)
+		return -ENOMEM;
+	for (i = 0; i < max_queues; i++) {
+		struct bqnic_qp *qp = &priv->qps[i];
+
+		qp->priv = priv;
+		qp->qid = i;
+		spin_lock_init(&qp->tx_lock);
+		u64_stats_init(&qp->rx_stats.syncp);
+		u64_stats_init(&qp->tx_stats.syncp);
+		INIT_DELAYED_WORK(&qp->refill_work, bqnic_refill_work);
+	}
+
+	err = pci_alloc_irq_vectors(pdev, max_queues + 1, max_queues + 1,
+				    PCI_IRQ_MSIX);
+	if (err < 0)
+		return err;
+	err = request_irq(pci_irq_vector(pdev, max_queues), bqnic_misc_irq, 0,
+			  DRV_NAME "-misc", priv);
+	if (err)
+		goto free_vectors;
+
+	put_unaligned_le32(readl(regs + BQNIC_REG_MAC_LO), mac);
+	put_unaligned_le16(readl(regs + BQNIC_REG_MAC_HI), mac + 4);
+	if (is_valid_ether_addr(mac))
+		eth_hw_addr_set(ndev, mac);
+	else
+		eth_hw_addr_random(ndev);
+
+	ndev->netdev_ops = &bqnic_netdev_ops;
+	ndev->ethtool_ops = &bqnic_ethtool_ops;
+	ndev->stat_ops = &bqnic_stat_ops;
+	ndev->hw_features = NETIF_F_SG | NETIF_F_HW_CSUM | NETIF_F_RXCSUM |
+			    NETIF_F_RXHASH;
+	ndev->features = ndev->hw_features | NETIF_F_HIGHDMA;
+	ndev->min_mtu = ETH_MIN_MTU;
+	ndev->max_mtu = BQNIC_MAX_MTU;
+	ndev->xdp_features = NETDEV_XDP_ACT_BASIC | NETDEV_XDP_ACT_REDIRECT |
+			     NETDEV_XDP_ACT_NDO_XMIT;
+	err = netif_set_real_num_queues(ndev, priv->num_queues,
+					priv->num_queues);
+	if (err)
+		goto free_misc;
+	netif_carrier_off(ndev);
+	pci_set_drvdata(pdev, priv);
+
+	err = register_netdev(ndev);
+	if (err)
+		goto free_misc;
+	netdev_info(ndev, "bqnic %pM, %u queue pairs\n", ndev->dev_addr,
+		    max_queues);
+	return 0;
+
+free_misc:
+	free_irq(pci_irq_vector(pdev, max_queues), priv);
+free_vectors:
+	pci_free_irq_vectors(pdev);
+	return err;
+}
+
+static void bqnic_remove(struct pci_dev *pdev)
+{
+	struct bqnic_priv *priv = pci_get_drvdata(pdev);
+
+	unregister_netdev(priv->ndev);
+	writel(BQNIC_CTRL_RESET, priv->regs + BQNIC_REG_CTRL);
+	free_irq(pci_irq_vector(pdev, priv->max_queues), priv);
+	pci_free_irq_vectors(pdev);
+	if (priv->xdp_prog)
+		bpf_prog_put(priv->xdp_prog);
+}
+
+static const struct pci_device_id bqnic_pci_tbl[] = {
+	{ PCI_DEVICE(BQNIC_VENDOR_ID, BQNIC_DEVICE_ID) },
+	{ }
+};
+MODULE_DEVICE_TABLE(pci, bqnic_pci_tbl);
+
+static struct pci_driver bqnic_driver = {
+	.name		= DRV_NAME,
+	.id_table	= bqnic_pci_tbl,
+	.probe		= bqnic_probe,
+	.remove		= bqnic_remove,
+};
+module_pci_driver(bqnic_driver);
+
+MODULE_DESCRIPTION("bqlab NIC with small/large rx buffer queues");
+MODULE_LICENSE("GPL");
