@@ -190,7 +190,7 @@ struct bqnic_qp {
 	u32 tx_size;
 	u32 tx_prod;
 	u32 tx_clean;
-	spinlock_t tx_lock;
+	spinlock_t tx_lock;		/* tx ring: stack, XDP_TX, ndo_xdp_xmit */
 	struct bqnic_tx_stats tx_stats;
 };
 
@@ -205,7 +205,7 @@ struct bqnic_priv {
 	struct bpf_prog *xdp_prog;
 	bool rings_ready;	/* rings exist: ndo_xdp_xmit may use them */
 	struct bqnic_qp *qps;
-	spinlock_t refill_lock;
+	spinlock_t refill_lock;	/* protects qp->refill_allowed */
 	struct work_struct link_work;
 	u64 dma_errors;
 };
