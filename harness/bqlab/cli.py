@@ -108,6 +108,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return ExitCode.PASS
 
 
+def cmd_driver_patch(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .build import kernel
+    from .build.driver_patch import export_series
+
+    spec = _kernel_spec(args)
+    kernel.build(spec)  # the series is made against the configured tree
+    for patch in export_series(kernel.tree_dir(spec) / "src", Path(args.out)):
+        print(patch)
+    return ExitCode.PASS
+
+
 def _add_kernel_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("guest kernel (also BQLAB_KERNEL_TREE/_PATCHES/_CONFIG)")
     g.add_argument("--kernel-tree", metavar="DIR",
@@ -148,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=5)
     _add_kernel_options(p)
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("driver-patch",
+                       help="export the bqnic driver as a git format-patch series")
+    p.add_argument("out", nargs="?", default="bqnic-series", help="output directory")
+    _add_kernel_options(p)
+    p.set_defaults(func=cmd_driver_patch)
 
     p = sub.add_parser("paths", help="where the built artifacts are")
     p.add_argument("--json", action="store_true")
