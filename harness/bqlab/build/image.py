@@ -22,6 +22,11 @@ IMAGE_NAME = "rootfs.ext4"
 KEY_NAME = "id_ed25519"
 FREE_SPACE_MB = 1024
 GUEST_FILES = ("init", "fstab", "sshd_config")
+YNL_WRAPPER = """#!/bin/sh
+# The kernel's ynl CLI with the netdev family: ynl-netdev --dump page-pool-get
+exec python3 /usr/local/share/ynl/tools/net/ynl/cli.py \\
+    --spec /usr/local/share/ynl/Documentation/netlink/specs/netdev.yaml "$@"
+"""
 
 
 def images_dir() -> Path:
@@ -86,6 +91,13 @@ def _install_guest_files(staging: Path, kernel_art: Path, out: Path) -> None:
     ssh_dir.mkdir(mode=0o700, exist_ok=True)
     shutil.copy2(out / f"{KEY_NAME}.pub", ssh_dir / "authorized_keys")
     (ssh_dir / "authorized_keys").chmod(0o600)
+
+    ynl = kernel_art / "ynl"
+    if ynl.is_dir():
+        shutil.copytree(ynl, staging / "usr/local/share/ynl", dirs_exist_ok=True)
+        wrapper = staging / "usr/local/bin/ynl-netdev"
+        wrapper.write_text(YNL_WRAPPER)
+        wrapper.chmod(0o755)
 
     modules = kernel_art / "modules" / "lib" / "modules"
     if modules.is_dir():

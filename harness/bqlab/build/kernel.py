@@ -23,7 +23,11 @@ from ..steps import run_logged, say
 from ..store import Artifact, ensure
 from . import sources
 
-RECIPE_VERSION = 1
+RECIPE_VERSION = 1  # how the tree is prepared and configured (a change rebuilds it all)
+ARTIFACT_RECIPE = 2  # what is collected from the built tree (a change only re-collects)
+# The kernel's own netlink CLI and specs, for ynl page-pool-get / qstats-get in the guest.
+YNL_FILES = ("tools/net/ynl/cli.py", "tools/net/ynl/lib/*.py",
+             "Documentation/netlink/*.yaml", "Documentation/netlink/specs/netdev.yaml")
 DEBIAN_TOPDIR = "linux-source-6.12"
 
 
@@ -124,7 +128,7 @@ def driver_inputs() -> dict[str, str]:
 
 
 def inputs(spec: KernelSpec) -> dict:
-    return {**tree_inputs(spec), "driver": driver_inputs()}
+    return {**tree_inputs(spec), "driver": driver_inputs(), "artifact": ARTIFACT_RECIPE}
 
 
 def artifact(spec: KernelSpec) -> Artifact:
@@ -250,6 +254,11 @@ def build(spec: KernelSpec, force: bool = False) -> Path:
         for name, rel in (("bzImage", "arch/x86/boot/bzImage"), ("config", ".config"),
                           ("System.map", "System.map")):
             shutil.copy2(src / rel, out / name)
+        for pattern in YNL_FILES:
+            for f in src.glob(pattern):
+                dest = out / "ynl" / f.relative_to(src)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(f, dest)
         release = (src / "include/config/kernel.release").read_text().strip()
         (out / "release").write_text(release + "\n")
         say(f"kernel {release} ready")
