@@ -38,3 +38,10 @@ def make_key(params: Mapping[str, Any]) -> str:
     """Stable short hash of a JSON-serialisable description of the inputs."""
     blob = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:KEY_LENGTH]
+
+
+def write_if_changed(path: Path, data: bytes) -> None:
+    """Leave mtimes alone when nothing changed, so make/ninja rebuild only what did."""
+    if not path.exists() or path.read_bytes() != data:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)

@@ -87,3 +87,70 @@ def test_pre_fix_driver_stalls_for_good(built, tmp_path: Path) -> None:
     assert r["rx_after"] == r["rx_settled"], r  # stalled
     assert r["device_after"]["lbq_owned"] == 0, r
     assert r["device_after"]["rx_drop_no_lbq"] > r["device_settled"]["rx_drop_no_lbq"], r
+
+
+def _dut_with_traffic(built, run_dir: Path, queues: int = 2, **params) -> Topology:
+    configs = [VmConfig("dut", cpus=2, memory_mb=1024, nic="bqnic", queues=queues,
+                        driver_params=params),
+               VmConfig("peer", cpus=1, memory_mb=512)]
+    return Topology(configs, built, run_dir)
+
+
+def _start_udp_load(topo: Topology, seconds: int, rate: str = "20M") -> None:
+    topo["dut"].run("iperf3 -s -D", check=True)
+    time.sleep(0.5)
+    topo["peer"].run(f"setsid iperf3 -u -b {rate} -l 1400 -t {seconds} -c 10.99.0.1 "
+                     ">/dev/null 2>&1 &", check=True)
+
+
+def _page_pools(vm: Vm) -> list[dict]:
+    import json
+
+    out = vm.run("ynl-netdev --dump page-pool-get --output-json", check=True).stdout
+    ifindex = int(vm.run("cat /sys/class/net/test0/ifindex", check=True).stdout)
+    return [p for p in json.loads(out) if p.get("ifindex") == ifindex]
+
+
+def test_page_pools_visible_over_netlink(built, tmp_path: Path) -> None:
+    with _dut_with_traffic(built, tmp_path, queues=2) as topo:
+        dut = topo["dut"]
+        pools = _page_pools(dut)
+        assert len(pools) == 2, pools  # one per rx queue
+        assert all("inflight" in p and p["inflight"] > 0 for p in pools), pools
+        assert len({p["napi-id"] for p in pools}) == 2, pools
+        ids = {p["id"] for p in pools}
+        dut.run("ip link set test0 down", check=True)
+        time.sleep(1)
+        assert not ids & {p["id"] for p in _page_pools(dut)}  # destroyed with the rings
+        qstats = dut.run("ynl-netdev --dump qstats-get --output-json", check=True).stdout
+        assert "rx-alloc-fail" in qstats
+
+
+def test_xdp_actions_under_traffic(built, tmp_path: Path) -> None:
+    with _dut_with_traffic(built, tmp_path, queues=2) as topo:
+        dut = topo["dut"]
+        _start_udp_load(topo, 60)
+        for mode in ("pass", "drop", "tx", "redirect-cpu -c 0"):
+            res = dut.run(f"timeout -s INT 4 xdp-bench {mode} test0", timeout=30)
+            assert res.exit_status in (0, 124), f"xdp-bench {mode}: {res.stderr}"
+        assert _ethtool_stat(dut, "q0_rx_xdp_drop") + _ethtool_stat(dut, "q1_rx_xdp_drop") > 0
+        assert dut.run("ping -c 2 -i 0.3 10.99.0.2").ok  # detached: normal rx again
+        assert topo.findings()["dut"] == []
+
+
+def test_rmmod_insmod_under_traffic(built, tmp_path: Path) -> None:
+    reload = (
+        "for i in $(seq 20); do rmmod bqnic || exit 1; modprobe bqnic || exit 2; "
+        "d=$(basename $(ls -d /sys/bus/pci/drivers/bqnic/*/net/*)); "
+        "ip link set $d name test0 && ip addr add 10.99.0.1/24 dev test0 && "
+        "ip link set test0 up || exit 3; done")
+    with _dut_with_traffic(built, tmp_path, queues=2) as topo:
+        dut = topo["dut"]
+        dma_errors = dut.run("cat /sys/kernel/debug/dma-api/error_count", check=True).stdout
+        _start_udp_load(topo, 120)
+        res = dut.run(reload, timeout=300)
+        assert res.ok, res.stdout + res.stderr
+        time.sleep(1)
+        assert dut.run("ping -c 2 -i 0.3 10.99.0.2").ok
+        assert dut.run("cat /sys/kernel/debug/dma-api/error_count").stdout == dma_errors
+        assert topo.findings()["dut"] == []

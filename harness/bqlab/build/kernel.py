@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import hostdeps
-from ..cachekey import file_digest, make_key, tree_digests
+from ..cachekey import file_digest, make_key, tree_digests, write_if_changed
 from ..errors import BadInput, InfraError
 from ..paths import cache_root, repo_root
 from ..steps import run_logged, say
@@ -227,13 +227,9 @@ DRIVER_IN_TREE = "drivers/net/ethernet/bqnic"
 def _install_driver(src: Path) -> None:
     """Copy guest-kernel/bqnic into the tree; unchanged files keep their mtime, so make
     rebuilds only what changed."""
-    dest = src / DRIVER_IN_TREE
-    dest.mkdir(parents=True, exist_ok=True)
     for f in sorted(driver_dir().iterdir()):
         if f.is_file() and not f.name.endswith(".md"):
-            target = dest / f.name
-            if not target.exists() or target.read_bytes() != f.read_bytes():
-                shutil.copy2(f, target)
+            write_if_changed(src / DRIVER_IN_TREE / f.name, f.read_bytes())
 
 
 def build(spec: KernelSpec, force: bool = False) -> Path:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from .. import hostdeps
-from ..cachekey import file_digest, make_key, tree_digests
+from ..cachekey import file_digest, make_key, tree_digests, write_if_changed
 from ..errors import MissingTool
 from ..paths import cache_root, repo_root
 from ..steps import run_logged
@@ -105,13 +105,6 @@ def _configured_tree() -> Path:
     return tree
 
 
-def _write_if_changed(path: Path, data: bytes) -> None:
-    """Leave mtimes alone when nothing changed, so ninja rebuilds only what did."""
-    if not path.exists() or path.read_bytes() != data:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-
-
 def apply_device_overlay(src: Path) -> list[str]:
     """Put qemu-device/hw/** into the tree: plain files are copied; `X.append` files are
     appended to the tree's pristine X (kept as X.bqlab-orig), so re-applying is idempotent.
@@ -126,10 +119,10 @@ def apply_device_overlay(src: Path) -> list[str]:
             pristine = target.with_name(target.name + ".bqlab-orig")
             if not pristine.exists():
                 shutil.copy2(target, pristine)
-            _write_if_changed(target, pristine.read_bytes() + f.read_bytes())
+            write_if_changed(target, pristine.read_bytes() + f.read_bytes())
         else:
             target = src / rel
-            _write_if_changed(target, f.read_bytes())
+            write_if_changed(target, f.read_bytes())
         written.append(str(target.relative_to(src)))
     return written
 
