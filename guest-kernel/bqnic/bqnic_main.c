@@ -153,8 +153,11 @@ static void bqnic_refill_work(struct work_struct *work)
 					   struct bqnic_qp, refill_work);
 	bool ok;
 
+	u32 before;
+
 	/* NAPI owns the rings and the pool's lockless cache: keep it off. */
 	napi_disable(&qp->napi);
+	before = qp->sbq.prod + qp->lbq.prod;
 	ok = bqnic_refill(qp, GFP_KERNEL);
 	napi_enable(&qp->napi);
 
@@ -162,11 +165,15 @@ static void bqnic_refill_work(struct work_struct *work)
 	qp->rx_stats.refill_work_runs++;
 	u64_stats_update_end(&qp->rx_stats.syncp);
 
-	/* Let NAPI deliver whatever arrived meanwhile. */
-	local_bh_disable();
-	napi_schedule(&qp->napi);
-	local_bh_enable();
-
+	/*
+	 * The device has buffers again: let NAPI deliver what arrives. If
+	 * nothing could be posted, NAPI would only fail again: just retry.
+	 */
+	if (qp->sbq.prod + qp->lbq.prod != before) {
+		local_bh_disable();
+		napi_schedule(&qp->napi);
+		local_bh_enable();
+	}
 	if (!ok)
 		bqnic_schedule_refill(qp, HZ / 2);
 }
@@ -605,7 +612,8 @@ static int bqnic_poll(struct napi_struct *napi, int budget)
 	if (redirected)
 		xdp_do_flush();
 
-	if (!bqnic_refill(qp, GFP_ATOMIC | __GFP_NOWARN)) {
+	/* Like qlge, refill where rx completions consumed buffers. */
+	if (work && !bqnic_refill(qp, GFP_ATOMIC | __GFP_NOWARN)) {
 		if (!bqnic_bq_outstanding(&qp->sbq) ||
 		    !bqnic_bq_outstanding(&qp->lbq)) {
 			u64_stats_update_begin(&qp->rx_stats.syncp);

@@ -1,6 +1,8 @@
 """The DUT and peer VMs joined by a test link, from boot to a guaranteed stop."""
 
 import json
+import shutil
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +43,8 @@ class Topology:
         self.run_dir = run_dir
         self.tag = f"bqlab-{run_dir.name}"
         self.accel = ""
-        link = run_dir / "link.sock"
+        self.socket_dir = Path(tempfile.mkdtemp(prefix="bqlab-"))
+        link = self.socket_dir / "link"
         for i, c in enumerate(configs):
             c.index = i
             c.link = Link(link, listen=(i == 0))
@@ -69,7 +72,7 @@ class Topology:
             f"artifacts: {self.run_dir}")
         # Spawn from the main thread (PDEATHSIG is per-thread); the listener first.
         for c in self.configs:
-            vm = Vm(c, self.built, self.accel, self.run_dir, self.tag)
+            vm = Vm(c, self.built, self.accel, self.run_dir, self.tag, self.socket_dir)
             self.vms[c.name] = vm
             vm.start()
         with ThreadPoolExecutor(len(self.vms)) as pool:
@@ -118,6 +121,7 @@ class Topology:
                                                 "seconds": round(r.seconds, 3)}) + "\n")
             finally:
                 vm.stop()
+        shutil.rmtree(self.socket_dir, ignore_errors=True)
 
     def wait_all_alive(self) -> None:
         for vm in self.vms.values():

@@ -73,7 +73,7 @@ class VmConfig:
 
 class Vm:
     def __init__(self, config: VmConfig, built: BuiltArtifacts, accel: str, workdir: Path,
-                 tag: str):
+                 tag: str, socket_dir: Path):
         self.config = config
         self.built = built
         self.accel = accel
@@ -81,7 +81,9 @@ class Vm:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.tag = tag
         self.console_log = self.dir / "console.log"
-        self.qmp_socket = self.dir / "qmp.sock"
+        # Unix socket paths are limited to 108 bytes: they live in a short private directory,
+        # not under the (possibly long) artifact path.
+        self.qmp_socket = socket_dir / f"{config.name}.qmp"
         self.proc: subprocess.Popen | None = None
         self.qmp: Qmp | None = None
         self.ssh: Ssh | None = None

@@ -1,6 +1,7 @@
 """The bqnic driver in the guest against the bqnic model: traffic, offloads, reconfiguration,
 and the rx stall that bqlab exists to catch."""
 
+import json
 import time
 from pathlib import Path
 
@@ -44,10 +45,19 @@ def _stall_probe(built, run_dir: Path, refill_fallback: bool) -> dict:
                VmConfig("peer", cpus=1, memory_mb=512)]
     with Topology(configs, built, run_dir) as topo:
         dut, peer = topo["dut"], topo["peer"]
-        dut.run("iperf3 -s -D", check=True)
+        # A silent DUT: no IPv6 chatter, no ARP. Its own transmissions would raise tx
+        # completions, and NAPI would run for those.
+        peer_mac = peer.config.test_mac
+        dut.run("sysctl -qw net.ipv6.conf.test0.disable_ipv6=1 && "
+                f"ip neigh replace 10.99.0.2 lladdr {peer_mac} dev test0 nud permanent",
+                check=True)
+        # Large frames drain the lbq, small ones the sbq: with both empty nothing completes,
+        # so nothing raises an interrupt, so NAPI never runs again on its own.
+        dut.run("iperf3 -s -D -p 5201 && iperf3 -s -D -p 5202", check=True)
         time.sleep(0.5)
-        peer.run("setsid iperf3 -u -b 40M -l 1400 -t 60 -c 10.99.0.1 >/dev/null 2>&1 &",
-                 check=True)
+        peer.run("setsid iperf3 -u -b 40M -l 1400 -t 60 -c 10.99.0.1 -p 5201 "
+                 ">/dev/null 2>&1 & setsid iperf3 -u -b 2M -l 100 -t 60 -c 10.99.0.1 -p 5202 "
+                 ">/dev/null 2>&1 &", check=True)
         time.sleep(2)
         before = _rx_packets(dut)
         dut.run(f"cd {FAIL_FUNCTION} && echo bqnic_alloc_rx_page > inject && "
@@ -62,20 +72,23 @@ def _stall_probe(built, run_dir: Path, refill_fallback: bool) -> dict:
         time.sleep(2)
         after = _rx_packets(dut)
         dev_after = _device_queue(dut)
-        return {
+        result = {
             "rx_before_injection": before, "rx_settled": settled, "rx_after": after,
             "alloc_fail": _ethtool_stat(dut, "q0_rx_alloc_fail"),
             "refill_work_runs": _ethtool_stat(dut, "q0_rx_refill_work_runs"),
             "device_starved": starved, "device_settled": dev_settled, "device_after": dev_after,
         }
+        (run_dir / "stall-probe.json").write_text(json.dumps(result, indent=1))
+        return result
 
 
 def test_default_driver_recovers_from_allocation_failures(built, tmp_path: Path) -> None:
     r = _stall_probe(built, tmp_path, refill_fallback=True)
     assert r["alloc_fail"] > 0, r
     assert r["refill_work_runs"] > 0, r
+    assert r["device_starved"]["lbq_owned"] == 0 == r["device_starved"]["sbq_owned"], r
     assert r["rx_after"] > r["rx_settled"], r  # reception goes on
-    assert r["device_after"]["lbq_owned"] > 0, r
+    assert r["device_after"]["lbq_owned"] > 0 and r["device_after"]["sbq_owned"] > 0, r
 
 
 def test_pre_fix_driver_stalls_for_good(built, tmp_path: Path) -> None:
@@ -85,7 +98,7 @@ def test_pre_fix_driver_stalls_for_good(built, tmp_path: Path) -> None:
     assert r["alloc_fail"] > 0, r
     assert r["refill_work_runs"] == 0, r
     assert r["rx_after"] == r["rx_settled"], r  # stalled
-    assert r["device_after"]["lbq_owned"] == 0, r
+    assert r["device_after"]["lbq_owned"] == 0 == r["device_after"]["sbq_owned"], r
     assert r["device_after"]["rx_drop_no_lbq"] > r["device_settled"]["rx_drop_no_lbq"], r
 
 
@@ -104,8 +117,6 @@ def _start_udp_load(topo: Topology, seconds: int, rate: str = "20M") -> None:
 
 
 def _page_pools(vm: Vm) -> list[dict]:
-    import json
-
     out = vm.run("ynl-netdev --dump page-pool-get --output-json", check=True).stdout
     ifindex = int(vm.run("cat /sys/class/net/test0/ifindex", check=True).stdout)
     return [p for p in json.loads(out) if p.get("ifindex") == ifindex]
