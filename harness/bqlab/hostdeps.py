@@ -16,7 +16,7 @@ QEMU_BUILD = ["ninja-build", "libglib2.0-dev", "libpixman-1-dev", "libslirp-dev"
               "make"]
 KERNEL_BUILD = ["bc", "libelf-dev", "libssl-dev", "flex", "bison", "gcc", "make", "xz-utils",
                 "cpio", "kmod", "perl", "patch", "lz4"]
-IMAGE_BUILD = ["debootstrap", "e2fsprogs", "openssh-client"]
+IMAGE_BUILD = ["debootstrap", "e2fsprogs", "openssh-client", "clang", "libbpf-dev", "gcc"]
 VM_RUNTIME = ["seabios", "qemu-system-data", "ipxe-qemu"]
 
 SRC_LIST = Path("/etc/apt/sources.list.d/bqlab-deb-src.sources")

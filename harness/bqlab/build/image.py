@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 from .. import hostdeps
-from ..cachekey import file_digest, make_key
+from ..cachekey import file_digest, make_key, tree_digests
 from ..paths import repo_root
 from ..steps import run_logged
 from ..store import Artifact, ensure
@@ -24,7 +24,7 @@ FREE_SPACE_MB = 1024
 GUEST_FILES = ("init", "fstab", "sshd_config")
 YNL_WRAPPER = """#!/bin/sh
 # The kernel's ynl CLI with the netdev family: ynl-netdev --dump page-pool-get
-exec python3 /usr/local/share/ynl/tools/net/ynl/cli.py \\
+exec python3 /usr/local/share/ynl/tools/net/ynl/cli.py --no-schema \\
     --spec /usr/local/share/ynl/Documentation/netlink/specs/netdev.yaml "$@"
 """
 
@@ -47,6 +47,7 @@ def image_inputs(kernel_art: Path) -> dict:
     return {"recipe": RECIPE_VERSION, "rootfs": make_key(rootfs_inputs()),
             "kernel": kernel_art.name,
             "files": {n: file_digest(images_dir() / n) for n in GUEST_FILES},
+            "xdp": tree_digests(images_dir() / "xdp", ("*.c",)),
             "free_mb": FREE_SPACE_MB}
 
 
@@ -99,10 +100,28 @@ def _install_guest_files(staging: Path, kernel_art: Path, out: Path) -> None:
         wrapper.write_text(YNL_WRAPPER)
         wrapper.chmod(0o755)
 
+    _compile_xdp(staging / "usr/local/lib/bqlab/xdp", out / "build.log")
+
     modules = kernel_art / "modules" / "lib" / "modules"
     if modules.is_dir():
         shutil.copytree(modules, staging / "usr/lib/modules", symlinks=True,
                         dirs_exist_ok=True)
+
+
+def _compile_xdp(dest: Path, log: Path) -> None:
+    """XDP programs for pass, drop, tx and redirect-to-cpumap, compiled here with clang.
+
+    Plain objects without CO-RE: `ip link set dev X xdpdrv obj F.o sec xdp` loads them on a
+    kernel without BTF (xdp-tools' xdp-bench and libxdp's dispatcher need kernel BTF).
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    multiarch = subprocess.run(["gcc", "-print-multiarch"], capture_output=True, text=True,
+                               check=False).stdout.strip() or "x86_64-linux-gnu"
+    for src in sorted((images_dir() / "xdp").glob("*.c")):
+        run_logged(f"clang -target bpf {src.name}",
+                   ["clang", "-O2", "-g", "-Wall", "-target", "bpf",
+                    f"-I/usr/include/{multiarch}", "-c", str(src),
+                    "-o", str(dest / f"{src.stem}.o")], log)
 
 
 def _du_mb(path: Path) -> int:
