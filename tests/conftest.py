@@ -6,6 +6,16 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+# Tests under these directories get the marker of the same name (-m vm, -m device).
+MARKED_DIRS = ("vm", "device")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        top = Path(item.fspath).resolve().relative_to(TESTS).parts[0]
+        if top in MARKED_DIRS:
+            item.add_marker(getattr(pytest.mark, top))
 
 
 @pytest.fixture

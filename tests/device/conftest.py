@@ -10,13 +10,6 @@ from .bqnic_driver import Bqnic
 from .qtest_client import Qtest
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(item.fspath).parents:
-            item.add_marker(pytest.mark.device)
-
-
 @pytest.fixture(scope="session")
 def qemu_binary() -> Path:
     return qemu.binary(qemu.build())

@@ -19,13 +19,6 @@ BQLAB = [sys.executable, "-m", "bqlab.cli"]
 DATA_DIR = Path(__file__).parent / "data"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(item.fspath).parents:
-            item.add_marker(pytest.mark.vm)
-
-
 @pytest.fixture(scope="session")
 def built() -> BuiltArtifacts:
     return resolve(KernelSpec.from_env(), build_missing=True)
