@@ -1,5 +1,6 @@
 # bqlab: two commands do everything on a fresh Debian 12 machine.
 #   make run    build QEMU, the guest kernel and image (cached), run the default scenarios
+#               (bqlab run builds whatever is missing first)
 #   make test   the pytest suite (unit tests, then VM tests)
 
 PYTHON ?= python3
@@ -16,7 +17,6 @@ PYTEST_ARGS ?=
 .PHONY: run test unit vm build lint venv clean-venv
 
 run: $(STAMP)
-	$(BQLAB) build all
 	$(BQLAB) run $(SCENARIOS)
 
 test: $(STAMP)

@@ -72,6 +72,9 @@
 #define BQNIC_Q_TX_CONS		0x78
 #define BQNIC_Q_CAUSE		0x80
 #define BQNIC_Q_MASK		0x84
+#define BQNIC_Q_DROP_NO_SBQ	0x88
+#define BQNIC_Q_DROP_NO_LBQ	0x8c
+#define BQNIC_Q_DROP_CQ_FULL	0x90
 
 #define BQNIC_QCAUSE_ALL	0x7
 

@@ -1038,6 +1038,9 @@ static void bqnic_get_queue_stats_rx(struct net_device *ndev, int idx,
 		stats->alloc_fail = rs->alloc_fail;
 		stats->csum_unnecessary = rs->csum_ok;
 	} while (u64_stats_fetch_retry(&rs->syncp, start));
+	stats->hw_drops = bqnic_rd(priv, BQNIC_Q(idx, BQNIC_Q_DROP_NO_SBQ)) +
+			  bqnic_rd(priv, BQNIC_Q(idx, BQNIC_Q_DROP_NO_LBQ)) +
+			  bqnic_rd(priv, BQNIC_Q(idx, BQNIC_Q_DROP_CQ_FULL));
 }
 
 static void bqnic_get_queue_stats_tx(struct net_device *ndev, int idx,
@@ -1066,6 +1069,7 @@ static void bqnic_get_base_stats(struct net_device *ndev,
 	rx->bytes = 0;
 	rx->alloc_fail = 0;
 	rx->csum_unnecessary = 0;
+	rx->hw_drops = 0;
 	tx->packets = 0;
 	tx->bytes = 0;
 	for (i = priv->num_queues; i < priv->max_queues; i++) {
@@ -1078,6 +1082,7 @@ static void bqnic_get_base_stats(struct net_device *ndev,
 		rx->bytes += r.bytes;
 		rx->alloc_fail += r.alloc_fail;
 		rx->csum_unnecessary += r.csum_unnecessary;
+		rx->hw_drops += r.hw_drops;
 		tx->packets += t.packets;
 		tx->bytes += t.bytes;
 	}
@@ -1095,6 +1100,7 @@ static const char bqnic_queue_stat_names[][ETH_GSTRING_LEN] = {
 	"rx_packets", "rx_bytes", "rx_alloc_fail", "rx_refill_work_runs",
 	"rx_sbq_empty", "rx_lbq_empty", "rx_xdp_drop", "rx_xdp_tx",
 	"rx_xdp_redirect", "tx_packets", "tx_bytes", "tx_busy",
+	"dev_drop_no_sbq", "dev_drop_no_lbq", "dev_drop_cq_full",
 };
 
 #define BQNIC_QUEUE_STATS	ARRAY_SIZE(bqnic_queue_stat_names)
@@ -1163,6 +1169,10 @@ static void bqnic_get_ethtool_stats(struct net_device *ndev,
 			data[10] = ts->bytes;
 			data[11] = ts->busy;
 		} while (u64_stats_fetch_retry(&ts->syncp, start));
+		/* The device's own counts of frames it dropped for lack of room */
+		data[12] = bqnic_rd(priv, BQNIC_Q(q, BQNIC_Q_DROP_NO_SBQ));
+		data[13] = bqnic_rd(priv, BQNIC_Q(q, BQNIC_Q_DROP_NO_LBQ));
+		data[14] = bqnic_rd(priv, BQNIC_Q(q, BQNIC_Q_DROP_CQ_FULL));
 		data += BQNIC_QUEUE_STATS;
 		if (netif_running(ndev) && q < priv->num_queues && qp->pool)
 			page_pool_get_stats(qp->pool, &pp_stats);

@@ -16,6 +16,9 @@ from .bqnic_driver import (
     DMA_ERR_HI,
     DMA_ERR_LO,
     DMA_ERR_WHERE,
+    DROP_CQ_FULL,
+    DROP_NO_LBQ,
+    DROP_NO_SBQ,
     F_IPV4,
     F_L4_BAD,
     F_L4_OK,
@@ -138,6 +141,7 @@ def test_no_buffer_drops_silently_until_a_doorbell(qt, nic: Bqnic) -> None:
     qt.sync()
     st = nic.queue_stats(0)
     assert st["rx_drop_no_sbq"] == 1 and st["completions"] == 0 and st["interrupts"] == 0
+    assert nic.qread(0, DROP_NO_SBQ) == 1 and nic.qread(0, DROP_NO_LBQ) == 0  # guest view
     assert st["sbq_owned"] == 0
     assert nic.completions(0) == []
     assert not qt.msi_fired(0)
@@ -160,6 +164,7 @@ def test_no_lbq_buffer_counted(qt, nic: Bqnic) -> None:
     qt.sync()
     st = nic.queue_stats(0)
     assert st["rx_drop_no_lbq"] == 1 and st["rx_drop_no_sbq"] == 0 and st["completions"] == 0
+    assert nic.qread(0, DROP_NO_LBQ) == 1
 
 
 def test_rx_nobuf_queue_holds_frames_until_the_doorbell(make_qtest) -> None:
@@ -371,6 +376,7 @@ def test_cq_full_drops(qt, nic: Bqnic) -> None:
         qt.send_frame(Frame().raw(bytes([i]) * 60))
     qt.sync()
     assert nic.queue_stats(0)["rx_drop_cq_full"] == 2
+    assert nic.qread(0, DROP_CQ_FULL) == 2
     assert len(nic.completions(0)) == 8
 
 

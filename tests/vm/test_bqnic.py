@@ -76,6 +76,7 @@ def _stall_probe(built, run_dir: Path, refill_fallback: bool) -> dict:
             "rx_before_injection": before, "rx_settled": settled, "rx_after": after,
             "alloc_fail": _ethtool_stat(dut, "q0_rx_alloc_fail"),
             "refill_work_runs": _ethtool_stat(dut, "q0_rx_refill_work_runs"),
+            "guest_sees_device_drops": _ethtool_stat(dut, "q0_dev_drop_no_lbq"),
             "device_starved": starved, "device_settled": dev_settled, "device_after": dev_after,
         }
         (run_dir / "stall-probe.json").write_text(json.dumps(result, indent=1))
@@ -99,6 +100,7 @@ def test_pre_fix_driver_stalls_for_good(built, tmp_path: Path) -> None:
     assert r["refill_work_runs"] == 0, r
     assert r["rx_after"] == r["rx_settled"], r  # stalled
     assert r["device_after"]["lbq_owned"] == 0 == r["device_after"]["sbq_owned"], r
+    assert r["guest_sees_device_drops"] > 0, r
     assert r["device_after"]["rx_drop_no_lbq"] > r["device_settled"]["rx_drop_no_lbq"], r
 
 

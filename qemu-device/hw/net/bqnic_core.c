@@ -674,6 +674,12 @@ static uint32_t bqnic_queue_read(BqnicQueue *q, hwaddr reg)
         return q->cause;
     case BQNIC_Q_MASK:
         return q->mask;
+    case BQNIC_Q_DROP_NO_SBQ:
+        return q->stats.rx_drop_no_sbq;
+    case BQNIC_Q_DROP_NO_LBQ:
+        return q->stats.rx_drop_no_lbq;
+    case BQNIC_Q_DROP_CQ_FULL:
+        return q->stats.rx_drop_cq_full;
     default:
         return 0;
     }
