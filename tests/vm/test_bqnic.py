@@ -188,3 +188,27 @@ def test_rmmod_insmod_under_traffic(built, tmp_path: Path) -> None:
         assert dut.run("ping -c 2 -i 0.3 10.99.0.2").ok
         assert dut.run("cat /sys/kernel/debug/dma-api/error_count").stdout == dma_errors
         assert topo.findings()["dut"] == []
+
+
+def _detached_pools(vm: Vm) -> list[dict]:
+    out = vm.run("ynl-netdev --dump page-pool-get --output-json", check=True).stdout
+    ifindex = int(vm.run("cat /sys/class/net/test0/ifindex", check=True).stdout)
+    return [p for p in json.loads(out) if p.get("ifindex") == ifindex and "detach-time" in p]
+
+
+def test_teardown_leak_switch_leaves_pages_in_flight(built, tmp_path: Path) -> None:
+    """teardown_leak=1 must leave its pools alive with pages in flight after close; the
+    default driver's pools are gone."""
+    leftovers = {}
+    for leak in (False, True):
+        configs = [VmConfig("dut", cpus=2, memory_mb=1024, nic="bqnic", queues=1,
+                            driver_params={"teardown_leak": leak}),
+                   VmConfig("peer", cpus=1, memory_mb=512)]
+        with Topology(configs, built, tmp_path / f"leak{int(leak)}") as topo:
+            dut = topo["dut"]
+            assert topo["peer"].run("ping -c 3 -i 0.2 10.99.0.1").ok
+            dut.run("ip link set test0 down", check=True)
+            time.sleep(3)  # a grace period for pages still on their way back
+            leftovers[leak] = _detached_pools(dut)
+    assert leftovers[False] == [], leftovers
+    assert len(leftovers[True]) == 1 and leftovers[True][0]["inflight"] >= 256, leftovers
