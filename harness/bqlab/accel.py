@@ -15,7 +15,7 @@ from pathlib import Path
 from . import procs
 from .cachekey import make_key
 from .paths import cache_root
-from .steps import say
+from .progress import say
 
 PROBE_SECONDS = 8.0
 TCG = "tcg,thread=multi"

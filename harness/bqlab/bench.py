@@ -5,8 +5,8 @@ import time
 from pathlib import Path
 
 from .build.artifacts import BuiltArtifacts
+from .progress import say
 from .rundir import new_run_dir, write_json
-from .steps import say
 from .topology import Topology
 from .vm import VmConfig
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import MissingTool
-from .steps import say
+from .progress import say
 
 # What each build step needs from Debian, by package name.
 QEMU_BUILD = ["ninja-build", "libglib2.0-dev", "libpixman-1-dev", "libslirp-dev", "flex",

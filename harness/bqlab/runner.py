@@ -6,11 +6,11 @@ from contextlib import contextmanager
 
 from .build.artifacts import BuiltArtifacts
 from .errors import BqlabError, ExitCode, InfraError
+from .progress import say
 from .report import RunReport
 from .rundir import new_run_dir
 from .scenario import Scenario
-from .steps import say
-from .steps_impl import run_step
+from .scenario_steps import run_step
 from .topology import Topology
 from .vm import VmConfig
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .paths import cache_root
-from .steps import fmt_duration, say
+from .progress import fmt_duration, say
 
 MANIFEST = "manifest.json"
 

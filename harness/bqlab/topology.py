@@ -11,7 +11,7 @@ from . import accel
 from .build.artifacts import BuiltArtifacts
 from .console import Finding
 from .errors import InfraError
-from .steps import say
+from .progress import say
 from .vm import Link, Vm, VmConfig, firmware_args
 
 BOOT_TIMEOUT = 120.0

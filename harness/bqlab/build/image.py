@@ -12,7 +12,7 @@ from pathlib import Path
 from .. import hostdeps
 from ..cachekey import file_digest, make_key, tree_digests
 from ..paths import repo_root
-from ..steps import run_logged
+from ..progress import run_logged
 from ..store import Artifact, ensure
 
 RECIPE_VERSION = 1

@@ -19,7 +19,7 @@ from .. import hostdeps
 from ..cachekey import file_digest, make_key, tree_digests, write_if_changed
 from ..errors import BadInput, InfraError
 from ..paths import cache_root, repo_root
-from ..steps import run_logged, say
+from ..progress import run_logged, say
 from ..store import Artifact, ensure
 from . import sources
 

@@ -14,7 +14,7 @@ from .. import hostdeps
 from ..cachekey import file_digest, make_key, tree_digests, write_if_changed
 from ..errors import MissingTool
 from ..paths import cache_root, repo_root
-from ..steps import run_logged
+from ..progress import run_logged
 from ..store import Artifact, ensure
 from . import sources
 

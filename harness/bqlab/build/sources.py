@@ -6,7 +6,7 @@ from pathlib import Path
 from ..errors import InfraError
 from ..hostdeps import apt_update, ensure_backports_sources
 from ..paths import downloads_dir
-from ..steps import run_logged
+from ..progress import run_logged
 
 QEMU_SOURCE = "qemu/bookworm-backports"
 QEMU_TARBALL = "qemu_10.0.2+ds.orig.tar.xz"
