@@ -1,8 +1,11 @@
 """The DUT and peer VMs joined by a test link, from boot to a guaranteed stop."""
 
+import contextlib
 import json
+import os
 import shutil
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +32,31 @@ def addresses(index: int) -> Addresses:
     return Addresses(f"{NET4}.{index + 1}", f"{NET6}{index + 1}")
 
 
+def new_socket_dir() -> Path:
+    """A short private directory for unix sockets (paths are limited to 108 bytes).
+
+    Each holds the owner's pid, so directories of harnesses that died without cleaning up
+    (SIGKILL) are removed by the next one.
+    """
+    parent = Path(tempfile.gettempdir()) / f"bqlab-{os.getuid()}"
+    parent.mkdir(mode=0o700, exist_ok=True)
+    for old in parent.iterdir():
+        try:
+            os.kill(int((old / "pid").read_text()), 0)
+            continue  # its harness is alive
+        except ProcessLookupError:
+            pass
+        except (OSError, ValueError):
+            # No pid yet: perhaps a harness starting right now; only old ones are stale.
+            with contextlib.suppress(OSError):
+                if time.time() - old.stat().st_mtime < 60:
+                    continue
+        shutil.rmtree(old, ignore_errors=True)
+    path = Path(tempfile.mkdtemp(dir=parent))
+    (path / "pid").write_text(str(os.getpid()))
+    return path
+
+
 def _param(value: object) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
@@ -43,7 +71,7 @@ class Topology:
         self.run_dir = run_dir
         self.tag = f"bqlab-{run_dir.name}"
         self.accel = ""
-        self.socket_dir = Path(tempfile.mkdtemp(prefix="bqlab-"))
+        self.socket_dir = new_socket_dir()
         link = self.socket_dir / "link"
         for i, c in enumerate(configs):
             c.index = i
