@@ -131,7 +131,6 @@ struct bqnic_bq {
 	u32 prod;		/* posted to the device */
 	u32 cons;		/* returned by completions */
 	u32 reg_prod;		/* doorbell register */
-	const char *name;
 };
 
 struct bqnic_rx_stats {
@@ -209,7 +208,6 @@ struct bqnic_priv {
 	bool rings_ready;	/* rings exist: ndo_xdp_xmit may use them */
 	struct bqnic_qp *qps;
 	spinlock_t refill_lock;	/* protects qp->refill_allowed */
-	struct work_struct link_work;
 	u64 dma_errors;
 };
 

@@ -715,13 +715,12 @@ static void bqnic_qp_free(struct bqnic_qp *qp)
 }
 
 static int bqnic_bq_alloc(struct device *dev, struct bqnic_bq *bq, u32 size,
-			  u32 reg_prod, const char *name)
+			  u32 reg_prod)
 {
 	bq->size = size;
 	bq->prod = 0;
 	bq->cons = 0;
 	bq->reg_prod = reg_prod;
-	bq->name = name;
 	bq->ring = dma_alloc_coherent(dev, size * sizeof(__le64), &bq->ring_dma,
 				      GFP_KERNEL);
 	bq->bufs = kcalloc(size, sizeof(*bq->bufs), GFP_KERNEL);
@@ -752,9 +751,9 @@ static int bqnic_qp_alloc(struct bqnic_qp *qp)
 	qp->cq = dma_alloc_coherent(dev, qp->cq_size * sizeof(*qp->cq),
 				    &qp->cq_dma, GFP_KERNEL);
 	err = bqnic_bq_alloc(dev, &qp->sbq, priv->rx_ring_size,
-			     BQNIC_Q_SBQ_PROD, "sbq");
+			     BQNIC_Q_SBQ_PROD);
 	err = err ?: bqnic_bq_alloc(dev, &qp->lbq, priv->rx_ring_size,
-				    BQNIC_Q_LBQ_PROD, "lbq");
+				    BQNIC_Q_LBQ_PROD);
 	qp->tx_size = priv->tx_ring_size;
 	qp->tx_prod = 0;
 	qp->tx_clean = 0;

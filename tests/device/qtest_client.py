@@ -6,9 +6,7 @@ socket that is the other end of the device's netdev. MSI-X messages are pointed 
 RAM, so an interrupt is a 32-bit write the test can read back.
 """
 
-import json
 import socket
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -266,10 +264,3 @@ class Frame:
         """A frame of a local experimental ethertype: no IP, so RSS sends it to queue 0."""
         return self.dst + self.src + ethertype.to_bytes(2, "big") + payload
 
-
-def dump(obj: object) -> str:
-    return json.dumps(obj, indent=1)
-
-
-def run(argv: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, capture_output=True, text=True, check=False)
