@@ -37,13 +37,18 @@ def _device_queue(vm: Vm) -> dict:
     return vm.qmp.cmd("qom-get", path="/machine/peripheral/testnic", property="stats")["queues"][0]
 
 
+def _bqnic_topology(built, run_dir: Path, queues: int = 2, **params) -> Topology:
+    """A DUT with a bqnic (module parameters from params) and a virtio-net peer."""
+    configs = [VmConfig("dut", cpus=2, memory_mb=1024, nic="bqnic", queues=queues,
+                        driver_params=params),
+               VmConfig("peer", cpus=1, memory_mb=512)]
+    return Topology(configs, built, run_dir)
+
+
 def _stall_probe(built, run_dir: Path, refill_fallback: bool) -> dict:
     """Fail every rx page allocation of the driver for a while under UDP load, then stop
     failing, and see whether reception comes back."""
-    configs = [VmConfig("dut", cpus=2, memory_mb=1024, nic="bqnic", queues=1,
-                        driver_params={"refill_fallback": refill_fallback}),
-               VmConfig("peer", cpus=1, memory_mb=512)]
-    with Topology(configs, built, run_dir) as topo:
+    with _bqnic_topology(built, run_dir, queues=1, refill_fallback=refill_fallback) as topo:
         dut, peer = topo["dut"], topo["peer"]
         # A silent DUT: no IPv6 chatter, no ARP. Its own transmissions would raise tx
         # completions, and NAPI would run for those.
@@ -104,13 +109,6 @@ def test_pre_fix_driver_stalls_for_good(built, tmp_path: Path) -> None:
     assert r["device_after"]["rx_drop_no_lbq"] > r["device_settled"]["rx_drop_no_lbq"], r
 
 
-def _dut_with_traffic(built, run_dir: Path, queues: int = 2, **params) -> Topology:
-    configs = [VmConfig("dut", cpus=2, memory_mb=1024, nic="bqnic", queues=queues,
-                        driver_params=params),
-               VmConfig("peer", cpus=1, memory_mb=512)]
-    return Topology(configs, built, run_dir)
-
-
 def _start_udp_load(topo: Topology, seconds: int, rate: str = "20M") -> None:
     topo["dut"].run("iperf3 -s -D", check=True)
     time.sleep(0.5)
@@ -118,17 +116,21 @@ def _start_udp_load(topo: Topology, seconds: int, rate: str = "20M") -> None:
                      ">/dev/null 2>&1 &", check=True)
 
 
-def _page_pools(vm: Vm) -> list[dict]:
-    """The live page_pools of test0 (destroyed ones that wait for in-flight pages carry a
-    detach-time)."""
+def _test0_pools(vm: Vm, detached: bool) -> list[dict]:
+    """test0's page_pools from netlink: live ones, or destroyed ones still waiting for
+    in-flight pages (those carry a detach-time)."""
     out = vm.run("ynl-netdev --dump page-pool-get --output-json", check=True).stdout
     ifindex = int(vm.run("cat /sys/class/net/test0/ifindex", check=True).stdout)
     return [p for p in json.loads(out) if p.get("ifindex") == ifindex
-            and "detach-time" not in p]
+            and ("detach-time" in p) == detached]
+
+
+def _page_pools(vm: Vm) -> list[dict]:
+    return _test0_pools(vm, detached=False)
 
 
 def test_page_pools_visible_over_netlink(built, tmp_path: Path) -> None:
-    with _dut_with_traffic(built, tmp_path, queues=2) as topo:
+    with _bqnic_topology(built, tmp_path, queues=2) as topo:
         dut = topo["dut"]
         pools = _page_pools(dut)
         assert len(pools) == 2, pools  # one per rx queue
@@ -150,7 +152,7 @@ CPUMAP_QSIZE_1024 = ("bpftool map update name cpu_map key hex 00 00 00 00 "
 def test_xdp_actions_under_traffic(built, tmp_path: Path) -> None:
     """Attach and detach each action under load: every attach rebuilds the rings with new
     page_pools; the old ones must go away."""
-    with _dut_with_traffic(built, tmp_path, queues=2) as topo:
+    with _bqnic_topology(built, tmp_path, queues=2) as topo:
         dut = topo["dut"]
         _start_udp_load(topo, 120)
         for action in ("pass", "drop", "tx", "redirect_cpu"):
@@ -178,7 +180,7 @@ def test_rmmod_insmod_under_traffic(built, tmp_path: Path) -> None:
         "d=$(basename $(ls -d /sys/bus/pci/drivers/bqnic/*/net/*)); "
         "ip link set $d name test0 && ip addr add 10.99.0.1/24 dev test0 && "
         "ip link set test0 up || exit 3; done")
-    with _dut_with_traffic(built, tmp_path, queues=2) as topo:
+    with _bqnic_topology(built, tmp_path, queues=2) as topo:
         dut = topo["dut"]
         dma_errors = dut.run("cat /sys/kernel/debug/dma-api/error_count", check=True).stdout
         _start_udp_load(topo, 120)
@@ -190,25 +192,17 @@ def test_rmmod_insmod_under_traffic(built, tmp_path: Path) -> None:
         assert topo.findings()["dut"] == []
 
 
-def _detached_pools(vm: Vm) -> list[dict]:
-    out = vm.run("ynl-netdev --dump page-pool-get --output-json", check=True).stdout
-    ifindex = int(vm.run("cat /sys/class/net/test0/ifindex", check=True).stdout)
-    return [p for p in json.loads(out) if p.get("ifindex") == ifindex and "detach-time" in p]
-
-
 def test_teardown_leak_switch_leaves_pages_in_flight(built, tmp_path: Path) -> None:
     """teardown_leak=1 must leave its pools alive with pages in flight after close; the
     default driver's pools are gone."""
     leftovers = {}
     for leak in (False, True):
-        configs = [VmConfig("dut", cpus=2, memory_mb=1024, nic="bqnic", queues=1,
-                            driver_params={"teardown_leak": leak}),
-                   VmConfig("peer", cpus=1, memory_mb=512)]
-        with Topology(configs, built, tmp_path / f"leak{int(leak)}") as topo:
+        with _bqnic_topology(built, tmp_path / f"leak{int(leak)}", queues=1,
+                             teardown_leak=leak) as topo:
             dut = topo["dut"]
             assert topo["peer"].run("ping -c 3 -i 0.2 10.99.0.1").ok
             dut.run("ip link set test0 down", check=True)
             time.sleep(3)  # a grace period for pages still on their way back
-            leftovers[leak] = _detached_pools(dut)
+            leftovers[leak] = _test0_pools(dut, detached=True)
     assert leftovers[False] == [], leftovers
     assert len(leftovers[True]) == 1 and leftovers[True][0]["inflight"] >= 256, leftovers
