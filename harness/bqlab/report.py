@@ -25,11 +25,31 @@ class RunReport:
     boot_seconds: dict[str, float] = field(default_factory=dict)
     steps: list[dict[str, Any]] = field(default_factory=list)
     findings: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    verdicts: list[dict[str, Any]] = field(default_factory=list)  # rx-stall, teardown, dma
     duration: float = 0.0
 
     @property
     def verdict(self) -> str:
+        """PASS, FAIL, INCONCLUSIVE (nothing failed, but the run proved nothing: exit 1
+        too), BAD-INPUT or ERROR."""
+        if self.exit_code == ExitCode.VERDICT_FAILED and not self.findings and \
+                all(s["ok"] for s in self.steps) and \
+                all(v["verdict"] in ("PASS", "INCONCLUSIVE") for v in self.verdicts):
+            return "INCONCLUSIVE"
         return VERDICT_OF[self.exit_code]
+
+    def diagnosis(self) -> str:
+        """One line: why the run did not pass (or what passed)."""
+        if self.error:
+            return self.error.splitlines()[0]
+        bad = [s["summary"] for s in self.steps if not s["ok"]]
+        bad += [f"{v['name']} {v['verdict']}: {v['reason']}" for v in self.verdicts
+                if v["verdict"] != "PASS"]
+        bad += [f"{vm}: {f['text']}" for vm, fs in self.findings.items() for f in fs]
+        if bad:
+            return bad[0]
+        judged = ", ".join(v["name"] for v in self.verdicts)
+        return f"{len(self.steps)} steps ok" + (f"; {judged} PASS" if judged else "")
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -37,7 +57,8 @@ class RunReport:
             "verdict": self.verdict, "exit_code": int(self.exit_code), "error": self.error,
             "accelerator": self.accelerator, "kernel_release": self.kernel_release,
             "duration_s": round(self.duration, 2), "boot_seconds": self.boot_seconds,
-            "artifacts": str(self.artifacts), "steps": self.steps,
+            "artifacts": str(self.artifacts), "diagnosis": self.diagnosis(),
+            "verdicts": self.verdicts, "steps": self.steps,
             "console_findings": self.findings,
         }
 
@@ -56,6 +77,13 @@ def write_junit(rep: RunReport, path: Path) -> None:
         if not s["ok"]:
             failures += 1
             ET.SubElement(case, "failure", message=s["summary"]).text = s["summary"]
+    for v in rep.verdicts:
+        case = ET.SubElement(suite, "testcase", classname=f"bqlab.{rep.scenario}",
+                             name=f"verdict-{v['name']}")
+        if v["verdict"] != "PASS":
+            failures += 1
+            ET.SubElement(case, "failure", message=f"{v['verdict']}: {v['reason']}").text = \
+                f"{v['verdict']}: {v['reason']}"
     console = ET.SubElement(suite, "testcase", classname=f"bqlab.{rep.scenario}",
                             name="console")
     found = [f for fs in rep.findings.values() for f in fs]
@@ -77,13 +105,9 @@ def write_junit(rep: RunReport, path: Path) -> None:
 def summary_table(reports: list[RunReport]) -> str:
     rows = [("scenario", "verdict", "time", "detail")]
     for r in reports:
-        if r.error:
-            detail = r.error.splitlines()[0][:70]
-        else:
-            bad = [s["summary"] for s in r.steps if not s["ok"]]
-            found = [f"{vm}: {f['text'][:60]}" for vm, fs in r.findings.items() for f in fs]
-            detail = (bad + found)[0] if bad or found else f"{len(r.steps)} steps ok"
-        rows.append((r.scenario, r.verdict, f"{r.duration:.0f}s", detail))
+        detail = r.diagnosis()
+        rows.append((r.scenario, r.verdict, f"{r.duration:.0f}s",
+                     detail if len(detail) <= 110 else detail[:107] + "..."))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}  {d}" for a, b, c, d in rows]
     lines.insert(1, "-" * max(len(line) for line in lines))

@@ -6,13 +6,16 @@ from contextlib import contextmanager
 
 from .build.artifacts import BuiltArtifacts
 from .errors import BqlabError, ExitCode, InfraError
+from .judge import dma_api_errors, judge_dma, judge_rx_stall, judge_teardown
 from .progress import say
 from .report import RunReport
 from .rundir import new_run_dir
+from .runstate import RunState
 from .scenario import Scenario
 from .scenario_steps import run_step
 from .topology import Topology
 from .vm import VmConfig
+from .watchdog import Watchdog
 
 # Kernel reports after which the guest is gone or useless.
 CRASH_KINDS = ("panic", "oops", "bug")
@@ -43,7 +46,9 @@ def vm_configs(scenario: Scenario) -> list[VmConfig]:
     names = sorted(scenario.vms, key=lambda n: n != "dut")
     return [VmConfig(name=n, cpus=scenario.vms[n]["cpus"], memory_mb=scenario.vms[n]["memory"],
                      nic=scenario.vms[n]["nic"], queues=scenario.vms[n]["queues"],
-                     driver_params=scenario.vms[n]["driver_params"]) for n in names]
+                     driver_params=scenario.vms[n]["driver_params"],
+                     silent=scenario.vms[n]["silent"], balloon=scenario.vms[n]["balloon"])
+            for n in names]
 
 
 def run_scenario(scenario: Scenario, built: BuiltArtifacts) -> RunReport:
@@ -59,11 +64,7 @@ def run_scenario(scenario: Scenario, built: BuiltArtifacts) -> RunReport:
                 topo.boot()
                 rep.accelerator = topo.accel
                 rep.boot_seconds = {k: round(v, 2) for k, v in topo.boot_seconds.items()}
-                for i, step in enumerate(scenario.steps):
-                    result = run_step(topo, i, step)
-                    rep.steps.append(result.as_dict())
-                    mark = "ok  " if result.ok else "FAIL"
-                    say(f"  [{mark}] step {i} {step['kind']}: {result.summary}")
+                _run_steps(scenario, topo, rep)
         finally:
             # Outside the deadline: the stop itself must not be cut short by the alarm.
             topo.stop()
@@ -79,13 +80,59 @@ def run_scenario(scenario: Scenario, built: BuiltArtifacts) -> RunReport:
     return rep
 
 
+def _run_steps(scenario: Scenario, topo: Topology, rep: RunReport) -> None:
+    state = RunState(topo)
+    if scenario.watched:
+        dut = topo["dut"]
+        state.watchdog = Watchdog(dut, scenario.watch_interval,
+                                  device=dut.config.nic == "bqnic")
+        state.watchdog.start()
+        say(f"  watchdog: DUT counters every {scenario.watch_interval}s "
+            f"(guest{' and device' if state.watchdog.device_enabled else ''})")
+    try:
+        dma_before = dma_api_errors(state) if scenario.watched else None
+        for i, step in enumerate(scenario.steps):
+            result = run_step(state, i, step)
+            rep.steps.append(result.as_dict())
+            mark = "ok  " if result.ok else "FAIL"
+            say(f"  [{mark}] step {i} {step['kind']}: {result.summary}")
+            if not result.ok:
+                break  # later steps assume this one worked
+        state.wind_down()
+        if scenario.watched:
+            _judge(scenario, state, rep, dma_before)
+    finally:
+        if state.watchdog is not None:
+            state.watchdog.stop()
+            state.watchdog.save(rep.artifacts / "watch.jsonl")
+
+
+def _judge(scenario: Scenario, state: RunState, rep: RunReport,
+           dma_before: int | None) -> None:
+    dog = state.watchdog
+    assert dog is not None
+    teardown = scenario.verdicts["teardown"]
+    if teardown is not None and state.events:
+        # Sample past the last pool's deadline before judging.
+        due = max(e.settled for e in state.teardown_events()) + teardown["grace"]
+        dog.wait_guest_samples(after=due, count=1, timeout=due - dog.now() + 15)
+    if scenario.verdicts["rx_stall"] is not None:
+        rep.verdicts.append(judge_rx_stall(state, scenario.verdicts["rx_stall"]["threshold"]))
+    if teardown is not None:
+        rep.verdicts.append(judge_teardown(state, teardown["grace"]))
+    rep.verdicts.append(judge_dma(state, dma_before))
+    for v in rep.verdicts:
+        say(f"  verdict {v['name']}: {v['verdict']}: {v['reason']}")
+
+
 def _finish(rep: RunReport, topo: Topology, start: float) -> None:
     rep.duration = time.monotonic() - start
     rep.accelerator = rep.accelerator or topo.accel
     rep.findings = {vm: [f.as_dict() for f in fs] for vm, fs in topo.findings().items() if fs}
     crashed = any(f["kind"] in CRASH_KINDS for fs in rep.findings.values() for f in fs)
     if rep.exit_code == ExitCode.PASS and (
-            rep.findings or any(not s["ok"] for s in rep.steps)):
+            rep.findings or any(not s["ok"] for s in rep.steps)
+            or any(v["verdict"] != "PASS" for v in rep.verdicts)):
         rep.exit_code = ExitCode.VERDICT_FAILED
     elif rep.exit_code == ExitCode.INFRA_FAILURE and crashed and \
             not (rep.error or "").startswith("interrupted"):

@@ -1,13 +1,14 @@
 """Scenario files: load, apply --set overrides, validate, all before anything boots."""
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .churn import XDP_ACTIONS
 from .errors import BadInput
 from .schema import (
     AnyScalar,
@@ -22,6 +23,11 @@ from .schema import (
     compose,
     validate,
 )
+from .traffic import parse_ports
+from .verdicts import DEFAULT_POOL_GRACE, DEFAULT_STALL_THRESHOLD
+from .watchdog import DEFAULT_INTERVAL
+
+PRESSURE_METHODS = ("fail_function", "fail_page_alloc", "memhog", "balloon")
 
 VM_NAMES = ("dut", "peer")
 NIC_MODELS = ("bqnic", "virtio-net-pci", "e1000e")
@@ -35,7 +41,19 @@ VM_SPEC = Struct({
                     help="bqnic queue pairs"),
     "driver_params": Field(MapOf(AnyScalar()), default=dict,
                            help="bqnic module parameters, e.g. refill_fallback: 0"),
+    "silent": Field(Scalar(bool), default=False,
+                    help="no IPv6, static ARP: sends nothing unasked on the test link"),
+    "balloon": Field(Scalar(bool), default=False, help="add a virtio-balloon device"),
 })
+
+
+def _port_range(value: str) -> str | None:
+    try:
+        parse_ports(value)
+    except ValueError:
+        return f"expected a UDP port or range like 9000-9007, got {value!r}"
+    return None
+
 
 _VM = Scalar(str, choices=VM_NAMES)
 STEPS = {
@@ -61,7 +79,78 @@ STEPS = {
     "sleep": Struct({
         "seconds": Field(Scalar(float, minimum=0, maximum=3600), required=True),
     }),
+    # Background traffic until `stop: {what: traffic}` or the end of the scenario.
+    "traffic": Struct({
+        "method": Field(Scalar(str, choices=("pktgen", "stopped-tcp")), default="pktgen"),
+        "from": Field(_VM, required=True, help="the sender"),
+        "to": Field(_VM, required=True, help="the receiver"),
+        "size": Field(Scalar(int, minimum=60, maximum=9014), default=64,
+                      help="pktgen frame size in bytes"),
+        "rate": Field(Scalar(int, minimum=0), default=0, help="pktgen packets/s, 0: max"),
+        "ports": Field(Scalar(str, validator=_port_range), default="9000-9007",
+                       help="UDP destination ports"),
+        "threads": Field(Scalar(int, minimum=1, maximum=8), default=1,
+                         help="pktgen threads (at most the sender's cpus)"),
+        "sinks": Field(Scalar(bool), default=True,
+                       help="unread UDP sockets on the receiver's ports"),
+        "rcvbuf_mb": Field(Scalar(int, minimum=1, maximum=1024), default=32,
+                           help="receive buffer of each sink"),
+    }),
+    # Memory pressure on the DUT: held for `seconds`, or until `stop: {what: pressure}`.
+    "pressure": Struct({
+        "method": Field(Scalar(str, choices=PRESSURE_METHODS), required=True),
+        "seconds": Field(Scalar(float, minimum=0.1, maximum=3600), default=None),
+        "function": Field(Scalar(str), default="bqnic_alloc_rx_page",
+                          help="fail_function: an ALLOW_ERROR_INJECTION function"),
+        "retval": Field(Scalar(int), default=0, help="fail_function: what it returns"),
+        "probability": Field(Scalar(int, minimum=1, maximum=100), default=100,
+                             help="fail_function, fail_page_alloc: percent of calls"),
+        "min_order": Field(Scalar(int, minimum=0, maximum=10), default=0,
+                           help="fail_page_alloc"),
+        "percent": Field(Scalar(int, minimum=1, maximum=100), default=90,
+                         help="memhog: of the available memory"),
+        "workers": Field(Scalar(int, minimum=1, maximum=8), default=1, help="memhog"),
+        "swap_mb": Field(Scalar(int, minimum=0, maximum=4096), default=256,
+                         help="memhog: swap file size"),
+        "leave_mb": Field(Scalar(int, minimum=64), default=160,
+                          help="balloon: memory left to the guest"),
+    }),
+    "stop": Struct({
+        "what": Field(Scalar(str, choices=("traffic", "pressure", "sinks", "all")),
+                      required=True),
+    }),
+    "xdp_cycles": Struct({
+        "cycles": Field(Scalar(int, minimum=1, maximum=10000), default=50),
+        "actions": Field(ListOf(Scalar(str, choices=XDP_ACTIONS), min_items=1),
+                         default=lambda: list(XDP_ACTIONS)),
+        "dwell": Field(ListOf(Scalar(float, minimum=0, maximum=60), min_items=2),
+                       default=lambda: [0.1, 0.5], help="[min, max] seconds, random"),
+        "seed": Field(Scalar(int), default=1, help="for the dwell times"),
+    }),
+    "ifdown_ifup": Struct({"times": Field(Scalar(int, minimum=1, maximum=1000), default=1)}),
+    "rings": Struct({
+        "rx": Field(Scalar(int, minimum=8, maximum=4096), required=True),
+        "tx": Field(Scalar(int, minimum=8, maximum=4096), default=None),
+    }),
+    "channels": Struct({"combined": Field(Scalar(int, minimum=1, maximum=8), required=True)}),
+    "reload": Struct({"times": Field(Scalar(int, minimum=1, maximum=1000), default=1)}),
 }
+
+VERDICTS_SPEC = Struct({
+    "rx_stall": Field(Struct({
+        "threshold": Field(Scalar(float, minimum=0.1), default=DEFAULT_STALL_THRESHOLD,
+                           help="seconds rx may stay frozen after the pressure ends"),
+    }), default=None),
+    "teardown": Field(Struct({
+        "grace": Field(Scalar(float, minimum=0.1), default=DEFAULT_POOL_GRACE,
+                       help="seconds a destroyed page_pool may keep pages in flight"),
+    }), default=None),
+})
+
+WATCH_SPEC = Struct({
+    "interval": Field(Scalar(float, minimum=0.05, maximum=0.5), default=DEFAULT_INTERVAL,
+                      help="seconds between samples"),
+})
 
 SCENARIO_SPEC = Struct({
     "name": Field(Scalar(str), required=True),
@@ -69,6 +158,9 @@ SCENARIO_SPEC = Struct({
     "timeout": Field(Scalar(float, minimum=1), default=900.0,
                      help="seconds for the whole run, boot included"),
     "vms": Field(MapOf(VM_SPEC, keys=VM_NAMES), required=True),
+    "watch": Field(WATCH_SPEC, default=lambda: {"interval": DEFAULT_INTERVAL}),
+    "verdicts": Field(VERDICTS_SPEC, default=lambda: {"rx_stall": None, "teardown": None},
+                      help="rx_stall, teardown: judged from the watchdog's samples"),
     "steps": Field(ListOf(OneKey(STEPS), min_items=1), required=True),
 })
 
@@ -81,6 +173,13 @@ class Scenario:
     vms: dict[str, dict[str, Any]]
     steps: list[dict[str, Any]]
     source: str
+    verdicts: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    watch_interval: float = DEFAULT_INTERVAL
+
+    @property
+    def watched(self) -> bool:
+        """The watchdog runs when some verdict needs its samples."""
+        return any(v is not None for v in self.verdicts.values())
 
 
 def builtin_dir() -> Path:
@@ -164,17 +263,53 @@ def load(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> Scen
     _check_references(data, path)
     return Scenario(name=data["name"], description=data["description"],
                     timeout=data["timeout"], vms=data["vms"], steps=data["steps"],
-                    source=str(path))
+                    source=str(path), verdicts=data["verdicts"],
+                    watch_interval=data["watch"]["interval"])
+
+
+# Steps that act on the DUT (and its page_pools) whatever they name.
+DUT_STEPS = ("pressure", "xdp_cycles", "ifdown_ifup", "rings", "channels", "reload")
+BQNIC_STEPS = ("reload",)
 
 
 def _check_references(data: dict[str, Any], path: Path) -> None:
-    """Steps may only name VMs the scenario declares."""
+    """What the schema cannot see: steps name declared VMs, DUT steps have a DUT with what
+    they need, verdicts have the counters they are judged on."""
     issues = []
+    vms = data["vms"]
+    dut = vms.get("dut")
+
+    def problem(step: dict, i: int, message: str) -> None:
+        issues.append(Issue(f"{path}:{step['line']}", f"steps[{i}].{step['kind']}", message))
+
     for i, step in enumerate(data["steps"]):
+        kind = step["kind"]
         for role in ("from", "to", "client", "server", "on"):
             vm = step.get(role)
-            if vm is not None and vm not in data["vms"]:
-                issues.append(Issue(f"{path}:{step['line']}", f"steps[{i}].{step['kind']}",
-                                    f"{role}: {vm!r} is not declared under vms"))
+            if vm is not None and vm not in vms:
+                problem(step, i, f"{role}: {vm!r} is not declared under vms")
+        if step.get("from") is not None and step.get("from") == step.get("to"):
+            problem(step, i, "from and to are the same VM")
+        if kind in DUT_STEPS and dut is None:
+            problem(step, i, "acts on the DUT, but vms has no dut")
+            continue
+        if kind in BQNIC_STEPS and dut["nic"] != "bqnic":
+            problem(step, i, f"needs the bqnic driver on the DUT (its nic is {dut['nic']})")
+        if kind == "traffic" and step["from"] in vms and \
+                step["threads"] > vms[step["from"]]["cpus"]:
+            problem(step, i, f"threads: {step['threads']} pktgen threads need as many cpus "
+                    f"on {step['from']} (it has {vms[step['from']]['cpus']})")
+        if kind == "pressure" and step["method"] == "balloon" and not dut["balloon"]:
+            problem(step, i, "method balloon needs `balloon: true` on vms.dut")
+        if kind == "xdp_cycles":
+            lo, hi = step["dwell"][:2]
+            if len(step["dwell"]) != 2 or lo > hi:
+                problem(step, i, "dwell: expected [min, max] seconds with min <= max")
+            if "redirect_cpu" in step["actions"] and dut["cpus"] < 2:
+                problem(step, i, "redirect_cpu needs a DUT with at least 2 cpus")
+    verdicts = data["verdicts"]
+    if verdicts["rx_stall"] is not None and (dut is None or dut["nic"] != "bqnic"):
+        issues.append(Issue(f"{path}:1", "verdicts.rx_stall",
+                            "needs vms.dut.nic: bqnic (it reads bqnic's buffer counters)"))
     if issues:
         raise ValidationError(issues)

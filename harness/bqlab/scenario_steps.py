@@ -6,9 +6,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import churn
 from .errors import InfraError
+from .pressure import Balloon, FailFunction, FailPageAlloc, MemHog
+from .runstate import RunState
 from .ssh import CommandTimeout
 from .topology import Topology
+from .traffic import Pktgen, Sinks, StoppedTcp, parse_ports
 
 
 @dataclass
@@ -70,19 +74,86 @@ def _shell(topo: Topology, step: dict) -> tuple[bool, str, dict]:
         {"stdout": res.stdout[-4000:], "stderr": res.stderr[-4000:]}
 
 
-def _sleep(topo: Topology, step: dict) -> tuple[bool, str, dict]:
+def _traffic(state: RunState, step: dict) -> tuple[bool, str, dict]:
+    topo = state.topo
+    sender, receiver = topo[step["from"]], topo[step["to"]]
+    dst = topo.address(step["to"]).ipv4
+    if step["method"] == "stopped-tcp":
+        flow = StoppedTcp(sender, receiver, dst)
+        flow.start()
+        state.traffic.append(flow)
+        return True, f"{step['from']} -> {step['to']}: TCP into a stopped receiver", {}
+    ports = parse_ports(step["ports"])
+    sinks = ""
+    if step["sinks"]:
+        sink = Sinks(receiver, ports, step["rcvbuf_mb"])
+        sink.start()
+        state.sinks.append(sink)
+        sinks = f", unread sinks of {step['rcvbuf_mb']} MiB"
+    gen = Pktgen(sender, dst, receiver.config.test_mac, step["size"], step["rate"], ports,
+                 step["threads"])
+    gen.start()
+    state.traffic.append(gen)
+    rate = f"{step['rate']} pps" if step["rate"] else "full rate"
+    return True, (f"{step['from']} -> {step['to']}: pktgen {step['size']} B, {rate}, "
+                  f"UDP ports {step['ports']}{sinks}"), {}
+
+
+def _pressure(state: RunState, step: dict) -> tuple[bool, str, dict]:
+    dut = state.topo["dut"]
+    kind = step["method"]
+    if kind == "fail_function":
+        p = FailFunction(dut, step["function"], step["retval"], step["probability"])
+        what = f"fail_function {step['function']} at {step['probability']}%"
+    elif kind == "fail_page_alloc":
+        p = FailPageAlloc(dut, step["probability"], step["min_order"])
+        what = f"fail_page_alloc (atomic, order >= {step['min_order']}) at " \
+               f"{step['probability']}%"
+    elif kind == "memhog":
+        p = MemHog(dut, step["percent"], step["workers"], step["swap_mb"])
+        what = f"stress-ng --vm {step['percent']}% with {step['swap_mb']} MiB swap"
+    else:
+        p = Balloon(dut, step["leave_mb"])
+        what = f"balloon down to {step['leave_mb']} MiB"
+    state.start_pressure(p)
+    if step["seconds"] is None:
+        return True, f"{what}: started", {}
+    time.sleep(step["seconds"])
+    state.stop_pressure()
+    return True, f"{what}: held {step['seconds']} s", {}
+
+
+def _stop(state: RunState, step: dict) -> tuple[bool, str, dict]:
+    what = step["what"]
+    if what in ("traffic", "all"):
+        state.stop_traffic()
+    if what in ("pressure", "all"):
+        state.stop_pressure()
+    if what in ("sinks", "all"):
+        state.close_sinks()
+    return True, f"stopped {what}", {}
+
+
+def _sleep(state: RunState, step: dict) -> tuple[bool, str, dict]:
     time.sleep(step["seconds"])
     return True, f"slept {step['seconds']} s", {}
 
 
-HANDLERS = {"ping": _ping, "iperf3": _iperf3, "shell": _shell, "sleep": _sleep}
+HANDLERS = {"ping": _ping, "iperf3": _iperf3, "shell": _shell}
+STATEFUL = {"sleep": _sleep, "traffic": _traffic, "pressure": _pressure, "stop": _stop,
+            "xdp_cycles": churn.xdp_cycles, "ifdown_ifup": churn.ifdown_ifup,
+            "rings": churn.rings, "channels": churn.channels, "reload": churn.reload}
 
 
-def run_step(topo: Topology, index: int, step: dict) -> StepResult:
+def run_step(state: RunState, index: int, step: dict) -> StepResult:
     start = time.monotonic()
+    topo = state.topo
     topo.wait_all_alive()
     try:
-        ok, summary, details = HANDLERS[step["kind"]](topo, step)
+        if step["kind"] in STATEFUL:
+            ok, summary, details = STATEFUL[step["kind"]](state, step)
+        else:
+            ok, summary, details = HANDLERS[step["kind"]](topo, step)
     except InfraError:
         topo.wait_all_alive()  # a dead VM explains more than the failed command
         raise

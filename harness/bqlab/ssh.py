@@ -114,7 +114,42 @@ class Ssh:
                              f"{result.stderr.strip()[-500:]}")
         return result
 
+    def stream(self, command: str) -> "LineStream":
+        """Start a long-running command and read its stdout line by line."""
+        if self.client is None:
+            raise InfraError(f"{self.name}: not connected")
+        transport = self.client.get_transport()
+        if transport is None or not transport.is_active():
+            raise InfraError(f"{self.name}: SSH connection lost")
+        chan = transport.open_session(timeout=10)
+        chan.exec_command(command)
+        return LineStream(chan)
+
     def close(self) -> None:
         if self.client is not None:
             self.client.close()
             self.client = None
+
+
+class LineStream:
+    """stdout of a guest command that runs until closed (e.g. bqlab-watch)."""
+
+    def __init__(self, chan: paramiko.Channel):
+        self.chan = chan
+        self._file = chan.makefile("r")
+
+    def __iter__(self):
+        try:
+            for line in self._file:
+                yield line.rstrip("\n")
+        except (OSError, paramiko.SSHException, EOFError):
+            return  # closed under us: the reader just stops
+
+    def stderr(self) -> str:
+        data = bytearray()
+        while self.chan.recv_stderr_ready():
+            data += self.chan.recv_stderr(65536)
+        return data.decode(errors="replace")
+
+    def close(self) -> None:
+        self.chan.close()

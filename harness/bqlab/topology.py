@@ -108,11 +108,17 @@ class Topology:
             for name, fut in futures.items():
                 self.boot_seconds[name] = fut.result()
         say("up: " + ", ".join(f"{n} SSH in {s:.1f}s" for n, s in self.boot_seconds.items()))
-        for i, vm in enumerate(self.vms.values()):
-            self._configure_test_link(vm, addresses(i))
+        for vm in self.vms.values():
+            self.configure_test_link(vm)
 
-    def _configure_test_link(self, vm: Vm, addr: Addresses) -> None:
+    def configure_test_link(self, vm: Vm) -> None:
+        """Load bqnic if it is the test NIC, name the NIC test0, address it, bring it up.
+
+        A silent VM sends nothing on its own: no IPv6 (router and neighbour solicitations)
+        and static ARP entries for the other VMs. Its own transmissions would complete on
+        the tx ring and run NAPI, which hides an rx stall."""
         mac = vm.config.test_mac
+        addr = self.address(vm.name)
         # No udev in the guest: bqnic (a module) is loaded by hand, with its parameters.
         modprobe = ""
         if vm.config.nic == "bqnic":
@@ -123,11 +129,18 @@ class Topology:
             f"if [ \"$(cat $d/address)\" = {mac} ]; then echo ${{d##*/}}; fi; done); "
             f"[ -n \"$dev\" ] || {{ echo 'no NIC with MAC {mac}' >&2; exit 1; }}; "
             f"ip link set \"$dev\" name test0; "
-            f"sysctl -qw net.ipv6.conf.test0.accept_dad=0; "
             f"ip addr add {addr.ipv4}/24 dev test0; "
-            f"ip -6 addr add {addr.ipv6}/64 dev test0 nodad; "
-            f"ip link set test0 up"
         )
+        if vm.config.silent:
+            script += "sysctl -qw net.ipv6.conf.test0.disable_ipv6=1; "
+            for other in self.vms.values():
+                if other is not vm:
+                    script += (f"ip neigh replace {self.address(other.name).ipv4} lladdr "
+                               f"{other.config.test_mac} dev test0 nud permanent; ")
+        else:
+            script += ("sysctl -qw net.ipv6.conf.test0.accept_dad=0; "
+                       f"ip -6 addr add {addr.ipv6}/64 dev test0 nodad; ")
+        script += "ip link set test0 up"
         res = vm.run(script, timeout=30)
         if not res.ok:
             raise InfraError(f"{vm.name}: cannot configure test link: {res.stderr.strip()}")

@@ -115,35 +115,89 @@ class PoolSnapshot:
     pools: dict[int, dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class TeardownEvent:
+    """Something that may destroy the interface's page_pools: XDP attach or detach, ifdown,
+    a ring or channel change, rmmod."""
+
+    what: str
+    start: float
+    end: float
+    pools: dict[int, dict[str, Any]]  # the interface's pools just before it
+    must_destroy: bool = False  # ifdown, rmmod: no pool of the interface may stay live
+    # When unread sockets held pages at the event: the time they were closed. Their pages
+    # are legitimately in flight until then.
+    sinks_closed: float | None = None
+
+    @property
+    def settled(self) -> float:
+        return max(self.end, self.sinks_closed or 0.0)
+
+
 @dataclass
 class PoolVerdict:
     verdict: str
     reason: str
     leaked: list[dict[str, Any]] = field(default_factory=list)
+    checked: int = 0
 
 
-def teardown_verdict(before: PoolSnapshot, after: list[PoolSnapshot], event_time: float,
+def _inflight(pool: dict[str, Any] | None) -> int | None:
+    return None if pool is None else pool.get("inflight", 0)
+
+
+def teardown_verdict(events: list[TeardownEvent], snapshots: list[PoolSnapshot],
                      grace: float = DEFAULT_POOL_GRACE) -> PoolVerdict:
-    """Each pool that existed before the teardown event must be gone, or at inflight 0,
-    within grace seconds of it. A pool that drains later than that is a leak too: the
-    grace period is the contract."""
-    leaked = []
-    for pool_id in sorted(before.pools):
-        history = [(s.t, s.pools.get(pool_id)) for s in after]
-        clean_at = next((t for t, p in history if p is None or p.get("inflight", 0) == 0),
-                        None)
-        if clean_at is not None and clean_at - event_time <= grace:
-            continue
-        last = next((p for _, p in reversed(history) if p is not None), before.pools[pool_id])
-        leaked.append({
-            "id": pool_id,
-            "inflight": last.get("inflight"),
-            "detach-time": last.get("detach-time"),
-            "drained_after": None if clean_at is None else round(clean_at - event_time, 2),
-            "history": [{"t": t, "inflight": None if p is None else p.get("inflight")}
-                        for t, p in history],
-        })
+    """Each pool an event destroyed must be gone, or at inflight 0, within grace seconds of
+    the event (or of closing the sockets that held its pages).
+
+    Judged on the first snapshot after that deadline, so a pool that drains later is a
+    leak too: the grace period is the contract. A pool still live without a detach-time
+    was kept by the driver (not every driver rebuilds its rings for every change), except
+    after ifdown or rmmod, where keeping one means it was never destroyed.
+    """
+    leaked: list[dict[str, Any]] = []
+    unjudged: list[str] = []
+    checked = 0
+    for event in events:
+        deadline = event.settled + grace
+        later = [s for s in snapshots if s.t > event.start]
+        after = next((s for s in later if s.t >= deadline), None)
+        for pool_id in sorted(event.pools):
+            checked += 1
+            if after is None:
+                unjudged.append(f"{pool_id} ({event.what})")
+                continue
+            pool = after.pools.get(pool_id)
+            if pool is None or _inflight(pool) == 0:
+                continue
+            detached = "detach-time" in pool
+            if not detached and not event.must_destroy:
+                continue  # kept in use by the driver
+            drained = next((s.t for s in later if s.t > after.t
+                            and _inflight(s.pools.get(pool_id)) in (None, 0)), None)
+            leaked.append({
+                "id": pool_id,
+                "event": event.what,
+                "event_time": round(event.end, 2),
+                "inflight": _inflight(pool),
+                "detach-time": pool.get("detach-time"),
+                "destroyed": detached,
+                "drained_after": None if drained is None else round(drained - event.settled, 2),
+                "history": [{"t": round(s.t, 2), "inflight": _inflight(s.pools.get(pool_id))}
+                            for s in later if s.t <= max(deadline + grace, after.t)],
+            })
     if leaked:
-        ids = ", ".join(str(p["id"]) for p in leaked)
-        return PoolVerdict(LEAK, f"page_pool(s) {ids} not released within {grace}s", leaked)
-    return PoolVerdict(PASS, f"all {len(before.pools)} pool(s) released within {grace}s")
+        desc = ", ".join(
+            f"pool {p['id']} ({p['event']}: inflight {p['inflight']}"
+            f"{'' if p['destroyed'] else ', never destroyed'})" for p in leaked[:6])
+        more = f" and {len(leaked) - 6} more" if len(leaked) > 6 else ""
+        return PoolVerdict(LEAK, f"{len(leaked)} page_pool(s) not released within {grace}s: "
+                           f"{desc}{more}", leaked, checked)
+    if unjudged:
+        return PoolVerdict(INCONCLUSIVE, f"no sample {grace}s after the teardown of pool(s) "
+                           f"{', '.join(unjudged[:6])}", [], checked)
+    if not checked:
+        return PoolVerdict(INCONCLUSIVE, "no page_pool was torn down: nothing to judge")
+    return PoolVerdict(PASS, f"all {checked} torn-down page_pool(s) released within {grace}s",
+                       [], checked)

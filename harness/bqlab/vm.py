@@ -57,6 +57,8 @@ class VmConfig:
     nic: str = "virtio-net-pci"
     queues: int = 2  # bqnic queue pairs
     driver_params: dict[str, object] = field(default_factory=dict)  # bqnic module parameters
+    balloon: bool = False  # a virtio-balloon the harness inflates over QMP
+    silent: bool = False  # sends nothing unasked on the test link (see Topology)
     index: int = 0  # distinguishes MACs between VMs
     link: Link | None = None
     extra_args: list[str] = field(default_factory=list)
@@ -123,6 +125,8 @@ class Vm:
             nic = f"{c.nic},netdev=link,id=testnic,mac={c.test_mac}"
             nic += f",queues={c.queues}" if c.nic == "bqnic" else ",romfile="
             argv += ["-netdev", c.link.netdev("link"), "-device", nic]
+        if c.balloon:
+            argv += ["-device", "virtio-balloon-pci,id=balloon0"]
         return argv + c.extra_args
 
     def start(self) -> None:

@@ -48,6 +48,7 @@ def image_inputs(kernel_art: Path) -> dict:
             "kernel": kernel_art.name,
             "files": {n: file_digest(images_dir() / n) for n in GUEST_FILES},
             "xdp": tree_digests(images_dir() / "xdp", ("*.c",)),
+            "tools": tree_digests(images_dir() / "tools", ("*",)),
             "free_mb": FREE_SPACE_MB}
 
 
@@ -101,6 +102,9 @@ def _install_guest_files(staging: Path, kernel_art: Path, out: Path) -> None:
         wrapper.chmod(0o755)
 
     _compile_xdp(staging / "usr/local/lib/bqlab/xdp", out / "build.log")
+    for tool in sorted((images_dir() / "tools").iterdir()):
+        shutil.copy2(tool, staging / "usr/local/bin" / tool.name)
+        (staging / "usr/local/bin" / tool.name).chmod(0o755)
 
     modules = kernel_art / "modules" / "lib" / "modules"
     if modules.is_dir():

@@ -1,0 +1,82 @@
+"""Steps that tear the DUT's page_pools down and build them again: XDP attach/detach
+cycles, ifdown/ifup, ring and channel changes, driver reload. Each change is recorded as a
+teardown event with the pools that existed just before it (runstate.record_event), for the
+teardown verdict."""
+
+import random
+import time
+
+from .runstate import RunState
+
+XDP_DIR = "/usr/local/lib/bqlab/xdp"
+XDP_ACTIONS = ("pass", "drop", "tx", "redirect_cpu")
+# The cpumap entry for CPU 0 (qsize 1024), in the map of the program just attached: names
+# are not unique while the previous program is still being freed.
+_FILL_CPUMAP = (
+    "id=$(ip -d link show dev test0 | sed -n 's/.*prog\\/xdp id \\([0-9]*\\).*/\\1/p'); "
+    "map=$(bpftool prog show id $id | sed -n 's/.*map_ids \\([0-9]*\\).*/\\1/p'); "
+    "bpftool map update id $map key hex 00 00 00 00 value hex 00 04 00 00 00 00 00 00")
+
+Outcome = tuple[bool, str, dict]
+
+
+def _failed(what: str, res) -> Outcome:
+    return False, f"{what} failed (exit {res.exit_status}): {res.stderr.strip()[-300:]}", {}
+
+
+def xdp_cycles(state: RunState, step: dict) -> Outcome:
+    rng = random.Random(step["seed"])
+    lo, hi = step["dwell"]
+    counts = dict.fromkeys(step["actions"], 0)
+    for cycle in range(step["cycles"]):
+        action = step["actions"][cycle % len(step["actions"])]
+        attach = f"ip link set dev test0 xdpdrv obj {XDP_DIR}/xdp_{action}.o sec xdp"
+        if action == "redirect_cpu":
+            attach += f" && {_FILL_CPUMAP}"
+        res = state.record_event(f"xdp attach {action} (cycle {cycle})", attach)
+        if not res.ok:
+            return _failed(f"cycle {cycle}: attach {action}", res)
+        time.sleep(rng.uniform(lo, hi))
+        res = state.record_event(f"xdp detach {action} (cycle {cycle})",
+                                 "ip link set dev test0 xdpdrv off")
+        if not res.ok:
+            return _failed(f"cycle {cycle}: detach {action}", res)
+        counts[action] += 1
+        time.sleep(rng.uniform(lo, hi))
+    done = ", ".join(f"{a} x{n}" for a, n in counts.items())
+    return True, f"{step['cycles']} XDP attach/detach cycles ({done}), seed {step['seed']}", \
+        {"cycles": counts, "seed": step["seed"]}
+
+
+def ifdown_ifup(state: RunState, step: dict) -> Outcome:
+    for i in range(step["times"]):
+        res = state.record_event(f"ifdown ({i})", "ip link set test0 down", must_destroy=True)
+        if not res.ok:
+            return _failed("ifdown", res)
+        res = state.record_event(f"ifup ({i})", "ip link set test0 up")
+        if not res.ok:
+            return _failed("ifup", res)
+    return True, f"ifdown/ifup x{step['times']}", {}
+
+
+def rings(state: RunState, step: dict) -> Outcome:
+    size = f"rx {step['rx']}" + (f" tx {step['tx']}" if step["tx"] else "")
+    res = state.record_event(f"ethtool -G {size}", f"ethtool -G test0 {size}")
+    return (True, f"ethtool -G test0 {size}", {}) if res.ok else _failed("ethtool -G", res)
+
+
+def channels(state: RunState, step: dict) -> Outcome:
+    n = step["combined"]
+    res = state.record_event(f"ethtool -L combined {n}", f"ethtool -L test0 combined {n}")
+    return (True, f"ethtool -L test0 combined {n}", {}) if res.ok \
+        else _failed("ethtool -L", res)
+
+
+def reload(state: RunState, step: dict) -> Outcome:
+    dut = state.topo["dut"]
+    for i in range(step["times"]):
+        res = state.record_event(f"rmmod bqnic ({i})", "rmmod bqnic", must_destroy=True)
+        if not res.ok:
+            return _failed("rmmod bqnic", res)
+        state.topo.configure_test_link(dut)  # modprobe with the same parameters
+    return True, f"rmmod/modprobe bqnic x{step['times']}", {}

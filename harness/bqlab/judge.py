@@ -1,0 +1,58 @@
+"""From a finished run's samples to its verdict records (report.json `verdicts`)."""
+
+from typing import Any
+
+from .runstate import RunState
+from .verdicts import (
+    INCONCLUSIVE,
+    PASS,
+    StallVerdict,
+    rx_stall_verdict,
+    teardown_verdict,
+)
+
+FAIL = "FAIL"
+DMA_ERROR_COUNT = "/sys/kernel/debug/dma-api/error_count"
+
+
+def dma_api_errors(state: RunState) -> int | None:
+    res = state.topo["dut"].run(f"cat {DMA_ERROR_COUNT}", timeout=20)
+    return int(res.stdout) if res.ok and res.stdout.strip().isdigit() else None
+
+
+def judge_rx_stall(state: RunState, threshold: float) -> dict[str, Any]:
+    assert state.watchdog is not None
+    end = state.pressure_end()
+    if end is None:
+        v = StallVerdict(INCONCLUSIVE, "no memory pressure phase ran: nothing to recover from")
+    else:
+        v = rx_stall_verdict(state.watchdog.queue_series(), end, threshold)
+    return {"name": "rx-stall", "verdict": v.verdict, "reason": v.reason, "queue": v.queue,
+            "buffer_queue": v.buffer_queue, "stalled_for": round(v.stalled_for, 2),
+            "threshold": threshold, "pressure": state.pressure_windows,
+            "evidence": v.evidence}
+
+
+def judge_teardown(state: RunState, grace: float) -> dict[str, Any]:
+    assert state.watchdog is not None
+    v = teardown_verdict(state.teardown_events(), state.watchdog.pool_snapshots(), grace)
+    return {"name": "teardown", "verdict": v.verdict, "reason": v.reason,
+            "events": len(state.events), "pools_checked": v.checked, "grace": grace,
+            "leaked": v.leaked}
+
+
+def judge_dma(state: RunState, api_before: int | None) -> dict[str, Any]:
+    """DMA-API debug's error count must not move; the device must see no DMA error."""
+    api_after = dma_api_errors(state)
+    device = state.watchdog.dma_errors() if state.watchdog else None
+    problems = []
+    if api_before is not None and api_after is not None and api_after != api_before:
+        problems.append(f"DMA-API debug errors {api_before} -> {api_after}")
+    if device:
+        problems.append(f"the device saw {device} DMA error(s)")
+    verdict = FAIL if problems else PASS
+    reason = "; ".join(problems) or (
+        f"DMA-API error count unchanged ({api_after}), device DMA errors "
+        f"{'not read' if device is None else 0}")
+    return {"name": "dma", "verdict": verdict, "reason": reason,
+            "dma_api_errors": [api_before, api_after], "device_dma_errors": device}

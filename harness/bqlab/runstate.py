@@ -1,0 +1,100 @@
+"""What a running scenario has going on: background workloads, the watchdog, and the
+teardown events and pressure windows the verdicts are judged against."""
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .pressure import Pressure
+from .ssh import CommandResult
+from .topology import Topology
+from .traffic import Sinks
+from .verdicts import TeardownEvent
+from .watchdog import Watchdog
+
+
+class Background(Protocol):
+    def stop(self) -> object: ...
+
+
+@dataclass
+class RunState:
+    topo: Topology
+    watchdog: Watchdog | None = None
+    traffic: list[Background] = field(default_factory=list)
+    pressure: list[Pressure] = field(default_factory=list)
+    sinks: list[Sinks] = field(default_factory=list)
+    # Teardown events, each with whether unread sinks held pages when it happened.
+    events: list[tuple[TeardownEvent, bool]] = field(default_factory=list)
+    pressure_windows: list[list[float]] = field(default_factory=list)  # [start, end]
+    sinks_closed_at: float | None = None
+
+    def now(self) -> float:
+        return self.watchdog.now() if self.watchdog else time.monotonic()
+
+    @property
+    def sinks_open(self) -> bool:
+        return any(s.open for s in self.sinks)
+
+    def start_pressure(self, p: Pressure) -> None:
+        p.start()
+        self.pressure.append(p)
+        self.pressure_windows.append([self.now(), -1.0])
+
+    def stop_pressure(self) -> int:
+        stopped = len(self.pressure)
+        while self.pressure:
+            self.pressure.pop().stop()
+        for w in self.pressure_windows:
+            if w[1] < 0:
+                w[1] = self.now()
+        return stopped
+
+    def stop_traffic(self) -> int:
+        stopped = len(self.traffic)
+        while self.traffic:
+            self.traffic.pop().stop()
+        return stopped
+
+    def close_sinks(self) -> int:
+        was_open = self.sinks_open
+        for s in self.sinks:
+            s.stop()
+        self.sinks.clear()
+        if was_open:
+            self.sinks_closed_at = self.now()
+        return int(was_open)
+
+    def record_event(self, what: str, command: str, must_destroy: bool = False,
+                     timeout: float = 120) -> CommandResult:
+        """Run a DUT command that tears page_pools down, noting the pools just before it.
+        A command that fails is returned, not recorded: the step fails with it."""
+        dut = self.topo["dut"]
+        pools: dict = {}
+        if self.watchdog is not None:
+            # A sample taken after the previous event, so no pool born since is missed.
+            last = self.events[-1][0].end if self.events else 0.0
+            self.watchdog.wait_guest_samples(after=last, count=2)
+            pools = self.watchdog.latest_pools()
+        start = self.now()
+        res = dut.run(command, timeout=timeout)
+        if res.ok:
+            event = TeardownEvent(what, start, self.now(), pools, must_destroy)
+            self.events.append((event, self.sinks_open))
+        return res
+
+    def teardown_events(self) -> list[TeardownEvent]:
+        """Events with the sinks' close time where sinks held pages at the time."""
+        return [dataclasses.replace(e, sinks_closed=self.sinks_closed_at) if held else e
+                for e, held in self.events]
+
+    def pressure_end(self) -> float | None:
+        ends = [w[1] for w in self.pressure_windows if w[1] >= 0]
+        return max(ends) if ends else None
+
+    def wind_down(self) -> None:
+        """Stop everything that runs in the background; sinks last (they hold pages)."""
+        self.stop_traffic()
+        self.stop_pressure()
+        self.close_sinks()
