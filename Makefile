@@ -10,7 +10,7 @@ PYTEST := $(VENV)/bin/pytest
 STAMP  := $(VENV)/.installed
 
 # Scenarios `make run` runs; override: make run SCENARIOS="smoke"
-SCENARIOS ?= smoke
+SCENARIOS ?= rx-stall xdp-cycles
 # Extra pytest arguments, e.g. make test PYTEST_ARGS="-m 'not vm'"
 PYTEST_ARGS ?=
 

@@ -848,6 +848,16 @@ static void bqnic_down(struct bqnic_priv *priv)
 		/* The work disables NAPI itself: it must be gone first. */
 		cancel_delayed_work_sync(&qp->refill_work);
 		napi_disable(&qp->napi);
+	}
+	/* A tx completion in a NAPI poll that ran after the first
+	 * netif_tx_disable() may have woken its queue again; with every NAPI
+	 * off, nothing can wake one any more once this returns.
+	 */
+	netif_tx_disable(ndev);
+
+	for (i = 0; i < priv->num_queues; i++) {
+		struct bqnic_qp *qp = &priv->qps[i];
+
 		free_irq(pci_irq_vector(priv->pdev, i), qp);
 		netif_queue_set_napi(ndev, i, NETDEV_QUEUE_TYPE_RX, NULL);
 		netif_queue_set_napi(ndev, i, NETDEV_QUEUE_TYPE_TX, NULL);

@@ -28,8 +28,9 @@ def judge_rx_stall(state: RunState, threshold: float) -> dict[str, Any]:
     else:
         v = rx_stall_verdict(state.watchdog.queue_series(), end, threshold)
     return {"name": "rx-stall", "verdict": v.verdict, "reason": v.reason, "queue": v.queue,
-            "buffer_queue": v.buffer_queue, "stalled_for": round(v.stalled_for, 2),
-            "threshold": threshold, "pressure": state.pressure_windows,
+            "stalled_queues": v.queues, "buffer_queue": v.buffer_queue,
+            "stalled_for": round(v.stalled_for, 2), "threshold": threshold,
+            "pressure": state.pressure_windows,
             "evidence": v.evidence}
 
 

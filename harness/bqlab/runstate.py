@@ -76,7 +76,7 @@ class RunState:
             # A sample taken after the previous event, so no pool born since is missed.
             last = self.events[-1][0].end if self.events else 0.0
             self.watchdog.wait_guest_samples(after=last, count=2)
-            pools = self.watchdog.latest_pools()
+            pools = self.watchdog.live_pools()
         start = self.now()
         res = dut.run(command, timeout=timeout)
         if res.ok:

@@ -14,6 +14,7 @@ from .errors import InfraError
 from .vm import Vm
 
 PKTGEN = "/proc/net/pktgen"
+SINKS_LOG = "/tmp/bqlab-sinks.log"
 
 
 def parse_ports(spec: str) -> tuple[int, int]:
@@ -37,9 +38,9 @@ class Sinks:
     def start(self) -> None:
         lo, hi = self.ports
         self.vm.run(f"setsid bqlab-sinks {lo} {hi} {self.rcvbuf_mb << 20} "
-                    ">/tmp/bqlab-sinks.log 2>&1 & "
-                    "for i in $(seq 50); do grep -q socket /tmp/bqlab-sinks.log && exit 0; "
-                    "sleep 0.1; done; cat /tmp/bqlab-sinks.log >&2; exit 1", check=True)
+                    f">{SINKS_LOG} 2>&1 & for i in $(seq 50); do "
+                    f"grep -q '^bqlab-sinks: ready' {SINKS_LOG} && exit 0; sleep 0.1; done; "
+                    f"cat {SINKS_LOG} >&2; exit 1", check=True)
         self.open = True
 
     def stop(self) -> None:

@@ -43,7 +43,8 @@ class StallVerdict:
     queue: int | None = None
     buffer_queue: str | None = None  # "sbq" or "lbq"
     stalled_for: float = 0.0
-    evidence: list[dict[str, Any]] = field(default_factory=list)
+    evidence: list[dict[str, Any]] = field(default_factory=list)  # the worst queue's samples
+    queues: list[int] = field(default_factory=list)  # every queue that stalled
 
 
 def _starved(prev: QueueSample, cur: QueueSample) -> str | None:
@@ -73,7 +74,7 @@ def rx_stall_verdict(series: dict[int, list[QueueSample]], pressure_end: float,
     failed = any(
         counter_delta(s[0].alloc_fail, s[-1].alloc_fail, s[-1].counter_bits) > 0
         for s in series.values() if len(s) >= 2)
-    worst: StallVerdict | None = None
+    stalls: dict[int, StallVerdict] = {}  # the longest stall of each queue
     for queue, samples in sorted(series.items()):
         run_start: float | None = None
         run_bq: str | None = None
@@ -86,15 +87,22 @@ def rx_stall_verdict(series: dict[int, list[QueueSample]], pressure_end: float,
                 run_start, run_bq = prev.t, bq
             # Only time after the pressure ended counts against the driver.
             stalled_for = cur.t - max(run_start, pressure_end)
-            if stalled_for > threshold and (worst is None or stalled_for > worst.stalled_for):
-                worst = StallVerdict(
+            if stalled_for > threshold and \
+                    (queue not in stalls or stalled_for > stalls[queue].stalled_for):
+                stalls[queue] = StallVerdict(
                     STALL,
                     f"queue {queue}: {run_bq} empty, device dropping, rx frozen for "
                     f"{stalled_for:.1f}s after the pressure ended (threshold {threshold}s)",
                     queue=queue, buffer_queue=run_bq, stalled_for=stalled_for,
                     evidence=[s.__dict__ for s in samples
                               if run_start - threshold <= s.t <= cur.t + threshold])
-    if worst is not None:
+    if stalls:
+        worst = max(stalls.values(), key=lambda v: v.stalled_for)
+        worst.queues = sorted(stalls)
+        if len(stalls) > 1:
+            worst.reason += "; also " + ", ".join(
+                f"queue {q} ({v.buffer_queue}, {v.stalled_for:.1f}s)"
+                for q, v in sorted(stalls.items()) if v is not worst)
         return worst
     observed_until = min((s[-1].t for s in series.values() if s), default=0.0)
     if observed_until < pressure_end + threshold:
@@ -159,21 +167,27 @@ def teardown_verdict(events: list[TeardownEvent], snapshots: list[PoolSnapshot],
     leaked: list[dict[str, Any]] = []
     unjudged: list[str] = []
     checked = 0
+    judged: set[int] = set()  # a pool is judged once, by the event that destroyed it
     for event in events:
         deadline = event.settled + grace
         later = [s for s in snapshots if s.t > event.start]
         after = next((s for s in later if s.t >= deadline), None)
         for pool_id in sorted(event.pools):
+            if pool_id in judged:
+                continue
             checked += 1
             if after is None:
                 unjudged.append(f"{pool_id} ({event.what})")
                 continue
             pool = after.pools.get(pool_id)
             if pool is None or _inflight(pool) == 0:
+                judged.add(pool_id)
                 continue
             detached = "detach-time" in pool
             if not detached and not event.must_destroy:
-                continue  # kept in use by the driver
+                checked -= 1
+                continue  # kept in use by the driver: a later event may destroy it
+            judged.add(pool_id)
             drained = next((s.t for s in later if s.t > after.t
                             and _inflight(s.pools.get(pool_id)) in (None, 0)), None)
             leaked.append({

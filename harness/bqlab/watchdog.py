@@ -123,14 +123,14 @@ class Watchdog:
                 self._cond.wait(left)
         return True
 
-    def latest_pools(self, ifindex_only: bool = True) -> dict[int, dict[str, Any]]:
-        """The interface's pools in the newest guest sample."""
+    def live_pools(self) -> dict[int, dict[str, Any]]:
+        """The interface's live pools (no detach-time) in the newest guest sample."""
         with self._cond:
             if not self.guest:
                 return {}
             last = self.guest[-1]
         return {i: p for i, p in last.pools.items()
-                if not ifindex_only or p.get("ifindex") == last.ifindex}
+                if p.get("ifindex") == last.ifindex and "detach-time" not in p}
 
     def queue_series(self) -> dict[int, list[QueueSample]]:
         """Per rx queue: each device sample joined with the newest guest sample before it."""

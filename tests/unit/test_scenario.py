@@ -34,7 +34,8 @@ def errors_of(path: str, overrides: tuple[str, ...] = ()) -> list[str]:
 def test_good_file_and_defaults(tmp_path: Path) -> None:
     sc = scenario.load(write(tmp_path, GOOD))
     assert sc.vms["dut"] == {"nic": "e1000e", "cpus": 2, "memory": 512, "queues": 2,
-                             "driver_params": {}}
+                             "driver_params": {}, "silent": False, "balloon": False}
+    assert not sc.watched  # no verdict asks for the watchdog
     assert sc.vms["peer"]["nic"] == "virtio-net-pci"
     assert sc.steps[0] == {"kind": "ping", "line": 6, "from": "dut", "to": "peer",
                            "count": 3, "ipv6": False}
@@ -126,3 +127,54 @@ def test_set_errors_name_the_option(tmp_path: Path) -> None:
 def test_unknown_scenario_name() -> None:
     with pytest.raises(BadInput, match="unknown scenario 'nope'.*smoke"):
         scenario.load("nope")
+
+
+STALL = """\
+name: s
+vms:
+  dut: {nic: bqnic, cpus: 1}
+  peer: {}
+verdicts:
+  rx_stall: {}
+steps:
+  - traffic: {from: peer, to: dut, threads: 2}
+  - pressure: {method: balloon, seconds: 2}
+  - xdp_cycles: {actions: [tx, redirect_cpu], dwell: [2, 1]}
+"""
+
+
+def test_stall_scenario_defaults(tmp_path: Path) -> None:
+    text = STALL.replace("threads: 2", "threads: 1").replace("balloon", "fail_function")
+    text = text.replace("[tx, redirect_cpu], dwell: [2, 1]", "[tx]")
+    sc = scenario.load(write(tmp_path, text))
+    assert sc.watched and sc.verdicts == {"rx_stall": {"threshold": 2.0}, "teardown": None}
+    traffic, pressure, cycles = sc.steps
+    assert (traffic["method"], traffic["size"], traffic["ports"]) == ("pktgen", 64, "9000-9007")
+    assert pressure["function"] == "bqnic_alloc_rx_page" and pressure["seconds"] == 2.0
+    assert (cycles["cycles"], cycles["dwell"]) == (50, [0.1, 0.5])
+
+
+def test_cross_checks_name_the_line_and_the_fix(tmp_path: Path) -> None:
+    path = write(tmp_path, STALL)
+    errs = errors_of(path)
+    assert f"{path}:8: steps[0].traffic: threads: 2 pktgen threads need as many cpus on " \
+        "peer (it has 1)" in errs
+    assert f"{path}:9: steps[1].pressure: method balloon needs `balloon: true` on vms.dut" \
+        in errs
+    assert any(e.startswith(f"{path}:10: ") and "min <= max" in e for e in errs)
+    assert any(e.startswith(f"{path}:10: ") and "at least 2 cpus" in e for e in errs)
+
+
+def test_rx_stall_verdict_needs_bqnic(tmp_path: Path) -> None:
+    text = STALL.replace("nic: bqnic, cpus: 1", "nic: e1000e, cpus: 2").replace(
+        "threads: 2", "threads: 1").replace("balloon", "memhog")
+    errs = errors_of(write(tmp_path, text))
+    assert any("verdicts.rx_stall: needs vms.dut.nic: bqnic" in e for e in errs), errs
+
+
+def test_bad_port_range_and_pressure_method(tmp_path: Path) -> None:
+    text = STALL.replace("threads: 2", "ports: 9010-9000").replace("balloon", "oom")
+    errs = errors_of(write(tmp_path, text))
+    assert any(":8: steps[0].traffic.ports: expected a UDP port or range" in e for e in errs)
+    assert any(":9: steps[1].pressure.method: expected one of fail_function" in e
+               for e in errs), errs

@@ -7,6 +7,7 @@ from bqlab.verdicts import (
     STALL,
     PoolSnapshot,
     QueueSample,
+    TeardownEvent,
     counter_delta,
     rx_stall_verdict,
     teardown_verdict,
@@ -56,7 +57,7 @@ def test_permanent_stall_names_queue_and_buffer_queue() -> None:
     stalled = series(flowing(4, fail=3) + starving(16, rx=300, fail=40, bq="sbq"))
     v = rx_stall_verdict({0: ok, 1: stalled}, pressure_end=2.0)
     assert v.verdict == STALL
-    assert (v.queue, v.buffer_queue) == (1, "sbq")
+    assert (v.queue, v.buffer_queue, v.queues) == (1, "sbq", [1])
     assert v.stalled_for > 2.0
     assert v.evidence and all("sbq_owned" in e for e in v.evidence)
 
@@ -91,29 +92,83 @@ def test_wrapping_drop_counters_still_show_a_stall() -> None:
 
 
 def pools(t: float, **inflight: int) -> PoolSnapshot:
-    return PoolSnapshot(t, {int(k[1:]): {"id": int(k[1:]), "inflight": v}
-                            for k, v in inflight.items()})
+    """pools(1.0, p3=64, d4=2): live pool 3 with 64 pages in flight, pool 4 destroyed
+    (it has a detach-time) with 2."""
+    out = {}
+    for k, v in inflight.items():
+        pool = {"id": int(k[1:]), "inflight": v}
+        if k[0] == "d":
+            pool["detach-time"] = 100
+        out[int(k[1:])] = pool
+    return PoolSnapshot(t, out)
+
+
+def event(start: float, *ids: int, end: float | None = None, must_destroy: bool = False,
+          sinks_closed: float | None = None) -> TeardownEvent:
+    return TeardownEvent("ifdown", start, start if end is None else end,
+                         {i: {"id": i, "inflight": 256} for i in ids}, must_destroy,
+                         sinks_closed)
 
 
 def test_pools_released_in_time_pass() -> None:
-    before = pools(0.0, p1=256, p2=256)
-    after = [pools(1.0, p1=10), pools(2.0)]
-    assert teardown_verdict(before, after, event_time=0.5).verdict == PASS
+    snaps = [pools(0.0, p1=256, p2=256), pools(1.0, d1=10), pools(2.0), pools(4.0)]
+    v = teardown_verdict([event(0.5, 1, 2)], snaps)
+    assert v.verdict == PASS and v.checked == 2
+
+
+def test_destroyed_pool_with_nothing_in_flight_is_released() -> None:
+    # detached with inflight 0: page_pool's release work frees it within a second
+    snaps = [pools(1.0, d1=0), pools(4.0, d1=0)]
+    assert teardown_verdict([event(0.5, 1)], snaps).verdict == PASS
 
 
 def test_pool_left_with_pages_in_flight_is_a_leak() -> None:
-    before = pools(0.0, p7=256, p8=256)
-    after = [pools(1.0, p7=256), pools(4.0, p7=256)]
-    v = teardown_verdict(before, after, event_time=0.5)
+    snaps = [pools(1.0, d7=256, p9=256), pools(4.0, d7=256, p9=256)]
+    v = teardown_verdict([event(0.5, 7, 8)], snaps)
     assert v.verdict == LEAK
     [leak] = v.leaked
     assert leak["id"] == 7 and leak["inflight"] == 256 and leak["drained_after"] is None
+    assert leak["event"] == "ifdown" and leak["destroyed"]
     assert [h["inflight"] for h in leak["history"]] == [256, 256]
+    assert "pool 7" in v.reason
 
 
 def test_pool_that_drains_late_is_a_leak() -> None:
-    before = pools(0.0, p3=64)
-    after = [pools(1.0, p3=64), pools(3.0, p3=2), pools(4.5, p3=0)]
-    v = teardown_verdict(before, after, event_time=1.0, grace=3.0)
-    assert v.verdict == LEAK and v.leaked[0]["drained_after"] == 3.5
-    assert teardown_verdict(before, after, event_time=1.0, grace=4.0).verdict == PASS
+    snaps = [pools(2.0, d3=64), pools(3.9, d3=2), pools(4.5, d3=2), pools(6.0)]
+    v = teardown_verdict([event(1.0, 3)], snaps, grace=3.0)
+    assert v.verdict == LEAK and v.leaked[0]["drained_after"] == 5.0
+    assert teardown_verdict([event(1.0, 3)], snaps, grace=4.9).verdict == PASS
+
+
+def test_pages_in_unread_sinks_count_from_their_close() -> None:
+    # the pool keeps pages while the sockets hold them; closed at 10 s, drained at 11 s
+    snaps = [pools(t, d5=300) for t in (2.0, 5.0, 9.0)] + [pools(11.0), pools(14.0)]
+    assert teardown_verdict([event(1.0, 5, sinks_closed=10.0)], snaps).verdict == PASS
+    assert teardown_verdict([event(1.0, 5)], snaps).verdict == LEAK
+
+
+def test_pool_kept_by_the_driver_is_not_a_leak_unless_it_had_to_go() -> None:
+    # a driver that keeps its rings across an XDP swap keeps its pool (no detach-time)
+    snaps = [pools(t, p2=256) for t in (1.0, 3.0, 5.0)]
+    assert teardown_verdict([event(0.5, 2)], snaps).verdict == INCONCLUSIVE  # judged none
+    v = teardown_verdict([event(0.5, 2, must_destroy=True)], snaps)  # ifdown: must go
+    assert v.verdict == LEAK and not v.leaked[0]["destroyed"]
+
+
+def test_a_pool_is_judged_once() -> None:
+    snaps = [pools(t, d4=100) for t in (1.0, 4.0, 6.0, 9.0)]
+    v = teardown_verdict([event(0.5, 4), event(5.0, 4)], snaps)
+    assert v.verdict == LEAK and len(v.leaked) == 1 and v.checked == 1
+
+
+def test_no_sample_after_the_grace_period_is_inconclusive() -> None:
+    v = teardown_verdict([event(0.5, 1)], [pools(1.0, d1=5), pools(2.0, d1=5)])
+    assert v.verdict == INCONCLUSIVE and "no sample" in v.reason
+
+
+def test_every_stalled_queue_is_named() -> None:
+    a = series(starving(20, rx=10, fail=4, bq="sbq"))
+    b = series(flowing(3) + starving(17, rx=300, fail=4, bq="lbq"))
+    v = rx_stall_verdict({0: a, 1: b}, pressure_end=1.0)
+    assert v.verdict == STALL and v.queues == [0, 1] and v.queue == 0
+    assert "queue 1 (lbq" in v.reason
