@@ -6,6 +6,7 @@ teardown verdict."""
 import random
 import time
 
+from .progress import say
 from .runstate import RunState
 
 XDP_DIR = "/usr/local/lib/bqlab/xdp"
@@ -42,6 +43,8 @@ def xdp_cycles(state: RunState, step: dict) -> Outcome:
         if not res.ok:
             return _failed(f"cycle {cycle}: detach {action}", res)
         counts[action] += 1
+        if (cycle + 1) % 10 == 0 and cycle + 1 < step["cycles"]:
+            say(f"         xdp_cycles: {cycle + 1}/{step['cycles']} done")
         time.sleep(rng.uniform(lo, hi))
     done = ", ".join(f"{a} x{n}" for a, n in counts.items())
     return True, f"{step['cycles']} XDP attach/detach cycles ({done}), seed {step['seed']}", \

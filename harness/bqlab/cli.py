@@ -3,6 +3,7 @@
 import argparse
 import json
 import sys
+import traceback
 
 from .errors import BqlabError, ExitCode
 
@@ -185,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(e.exit_code)
     except KeyboardInterrupt:
         print("bqlab: interrupted", file=sys.stderr)
+        return int(ExitCode.INFRA_FAILURE)
+    except Exception:  # a bug in bqlab: exit 3, never 1, which means "verdict failed"
+        traceback.print_exc()
+        print("bqlab: internal error (a bug in bqlab; the traceback is above)", file=sys.stderr)
         return int(ExitCode.INFRA_FAILURE)
 
 

@@ -2,6 +2,7 @@
 
 import signal
 import time
+import traceback
 from contextlib import contextmanager
 
 from .build.artifacts import BuiltArtifacts
@@ -71,6 +72,10 @@ def run_scenario(scenario: Scenario, built: BuiltArtifacts) -> RunReport:
     except BqlabError as e:
         rep.exit_code = e.exit_code
         rep.error = str(e)
+    except Exception as e:  # a harness bug or an unexpected library error: still report
+        (run_dir / "harness-traceback.txt").write_text(traceback.format_exc())
+        rep.exit_code = ExitCode.INFRA_FAILURE
+        rep.error = f"harness error: {type(e).__name__}: {e} (see harness-traceback.txt)"
     except KeyboardInterrupt as e:
         rep.exit_code = ExitCode.INFRA_FAILURE
         rep.error = f"interrupted ({e or 'Ctrl-C'})"

@@ -228,11 +228,15 @@ def _override(root: yaml.Node, assignment: str) -> None:
                 node = v
                 break
         else:
-            if not last:
-                raise ValidationError([Issue(where, "", f"no key {key!r} to descend into")])
+            if index:
+                raise ValidationError([Issue(where, "", f"no list {key!r} to index")])
             key_node = yaml.ScalarNode("tag:yaml.org,2002:str", key)
             _relabel(key_node, where)
-            node.value.append((key_node, value))
+            # A missing intermediate key becomes an empty mapping (e.g. driver_params).
+            child = value if last else yaml.MappingNode("tag:yaml.org,2002:map", [])
+            _relabel(child, where)
+            node.value.append((key_node, child))
+            node = child
         if index:
             if not isinstance(node, yaml.SequenceNode) or int(index) >= len(node.value):
                 raise ValidationError([Issue(where, "", f"{key}[{index}]: no such item")])

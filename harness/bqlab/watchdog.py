@@ -60,7 +60,9 @@ class Watchdog:
     def start(self) -> None:
         if self.vm.ssh is None:
             raise InfraError(f"{self.vm.name}: watchdog needs SSH")
-        self._stream = self.vm.ssh.stream(f"exec bqlab-watch {TEST_IFACE} {self.interval}")
+        # Real-time priority: a CPU hog in the DUT must not starve the sampler.
+        self._stream = self.vm.ssh.stream(
+            f"exec chrt -f 10 bqlab-watch {TEST_IFACE} {self.interval}")
         self._threads = [threading.Thread(target=self._read_guest, daemon=True,
                                           name="watch-guest")]
         if self.device_enabled:

@@ -178,3 +178,12 @@ def test_bad_port_range_and_pressure_method(tmp_path: Path) -> None:
     assert any(":8: steps[0].traffic.ports: expected a UDP port or range" in e for e in errs)
     assert any(":9: steps[1].pressure.method: expected one of fail_function" in e
                for e in errs), errs
+
+
+def test_set_creates_missing_mappings(tmp_path: Path) -> None:
+    sc = scenario.load(write(tmp_path, GOOD), ("vms.dut.driver_params.refill_fallback=0",
+                                               "vms.peer.cpus=2"))
+    assert sc.vms["dut"]["driver_params"] == {"refill_fallback": 0}
+    assert sc.vms["peer"]["cpus"] == 2
+    [err] = errors_of(write(tmp_path, GOOD), ("vms.dut.driver_params=3",))
+    assert err.startswith("--set vms.dut.driver_params=3: ") and "mapping" in err
