@@ -1,5 +1,6 @@
-"""The bqnic driver in the guest against the bqnic model: traffic, offloads, reconfiguration,
-and the rx stall that bqlab exists to catch."""
+"""The bqnic driver in the guest against the bqnic model: traffic, offloads, reconfiguration.
+
+The rx stall and the teardown leaks are judged by the scenarios (test_scenarios.py)."""
 
 import json
 import time
@@ -10,18 +11,12 @@ from bqlab.vm import Vm, VmConfig
 
 from .conftest import DATA_DIR, only_report, run_bqlab
 
-FAIL_FUNCTION = "/sys/kernel/debug/fail_function"
-
 
 def test_traffic_jumbo_rings_channels(built, bqlab_env: dict[str, str], tmp_path: Path) -> None:
     res = run_bqlab(["run", str(DATA_DIR / "bqnic-traffic.yaml")], bqlab_env)
     assert res.returncode == 0, res.stdout + res.stderr
     report = only_report(tmp_path / "artifacts")
     assert report["verdict"] == "PASS" and report["console_findings"] == {}
-
-
-def _rx_packets(vm: Vm) -> int:
-    return int(vm.run("cat /sys/class/net/test0/statistics/rx_packets", check=True).stdout)
 
 
 def _ethtool_stat(vm: Vm, name: str) -> int:
@@ -33,80 +28,12 @@ def _ethtool_stat(vm: Vm, name: str) -> int:
     raise AssertionError(f"no {name} in ethtool -S:\n{out}")
 
 
-def _device_queue(vm: Vm) -> dict:
-    return vm.qmp.cmd("qom-get", path="/machine/peripheral/testnic", property="stats")["queues"][0]
-
-
 def _bqnic_topology(built, run_dir: Path, queues: int = 2, **params) -> Topology:
     """A DUT with a bqnic (module parameters from params) and a virtio-net peer."""
     configs = [VmConfig("dut", cpus=2, memory_mb=1024, nic="bqnic", queues=queues,
                         driver_params=params),
                VmConfig("peer", cpus=1, memory_mb=512)]
     return Topology(configs, built, run_dir)
-
-
-def _stall_probe(built, run_dir: Path, refill_fallback: bool) -> dict:
-    """Fail every rx page allocation of the driver for a while under UDP load, then stop
-    failing, and see whether reception comes back."""
-    with _bqnic_topology(built, run_dir, queues=1, refill_fallback=refill_fallback) as topo:
-        dut, peer = topo["dut"], topo["peer"]
-        # A silent DUT: no IPv6 chatter, no ARP. Its own transmissions would raise tx
-        # completions, and NAPI would run for those.
-        peer_mac = peer.config.test_mac
-        dut.run("sysctl -qw net.ipv6.conf.test0.disable_ipv6=1 && "
-                f"ip neigh replace 10.99.0.2 lladdr {peer_mac} dev test0 nud permanent",
-                check=True)
-        # Large frames drain the lbq, small ones the sbq: with both empty nothing completes,
-        # so nothing raises an interrupt, so NAPI never runs again on its own.
-        dut.run("iperf3 -s -D -p 5201 && iperf3 -s -D -p 5202", check=True)
-        time.sleep(0.5)
-        peer.run("setsid iperf3 -u -b 40M -l 1400 -t 60 -c 10.99.0.1 -p 5201 "
-                 ">/dev/null 2>&1 & setsid iperf3 -u -b 2M -l 100 -t 60 -c 10.99.0.1 -p 5202 "
-                 ">/dev/null 2>&1 &", check=True)
-        time.sleep(2)
-        before = _rx_packets(dut)
-        dut.run(f"cd {FAIL_FUNCTION} && echo bqnic_alloc_rx_page > inject && "
-                "echo 0 > bqnic_alloc_rx_page/retval && echo 100 > probability && "
-                "echo -1 > times && echo 0 > verbose", check=True)
-        time.sleep(4)  # long enough to drain every buffer the device owns
-        starved = _device_queue(dut)
-        dut.run(f"echo > {FAIL_FUNCTION}/inject", check=True)
-        time.sleep(3)  # the refill work retries every 0.5 s
-        settled = _rx_packets(dut)
-        dev_settled = _device_queue(dut)
-        time.sleep(2)
-        after = _rx_packets(dut)
-        dev_after = _device_queue(dut)
-        result = {
-            "rx_before_injection": before, "rx_settled": settled, "rx_after": after,
-            "alloc_fail": _ethtool_stat(dut, "q0_rx_alloc_fail"),
-            "refill_work_runs": _ethtool_stat(dut, "q0_rx_refill_work_runs"),
-            "guest_sees_device_drops": _ethtool_stat(dut, "q0_dev_drop_no_lbq"),
-            "device_starved": starved, "device_settled": dev_settled, "device_after": dev_after,
-        }
-        (run_dir / "stall-probe.json").write_text(json.dumps(result, indent=1))
-        return result
-
-
-def test_default_driver_recovers_from_allocation_failures(built, tmp_path: Path) -> None:
-    r = _stall_probe(built, tmp_path, refill_fallback=True)
-    assert r["alloc_fail"] > 0, r
-    assert r["refill_work_runs"] > 0, r
-    assert r["device_starved"]["lbq_owned"] == 0 == r["device_starved"]["sbq_owned"], r
-    assert r["rx_after"] > r["rx_settled"], r  # reception goes on
-    assert r["device_after"]["lbq_owned"] > 0 and r["device_after"]["sbq_owned"] > 0, r
-
-
-def test_pre_fix_driver_stalls_for_good(built, tmp_path: Path) -> None:
-    """refill_fallback=0 is qlge before the fix: once a buffer queue runs dry, nothing
-    refills it. Frames keep arriving and are dropped, rx does not move, ever."""
-    r = _stall_probe(built, tmp_path, refill_fallback=False)
-    assert r["alloc_fail"] > 0, r
-    assert r["refill_work_runs"] == 0, r
-    assert r["rx_after"] == r["rx_settled"], r  # stalled
-    assert r["device_after"]["lbq_owned"] == 0 == r["device_after"]["sbq_owned"], r
-    assert r["guest_sees_device_drops"] > 0, r
-    assert r["device_after"]["rx_drop_no_lbq"] > r["device_settled"]["rx_drop_no_lbq"], r
 
 
 def _start_udp_load(topo: Topology, seconds: int, rate: str = "20M") -> None:
@@ -190,19 +117,3 @@ def test_rmmod_insmod_under_traffic(built, tmp_path: Path) -> None:
         assert dut.run("ping -c 2 -i 0.3 10.99.0.2").ok
         assert dut.run("cat /sys/kernel/debug/dma-api/error_count").stdout == dma_errors
         assert topo.findings()["dut"] == []
-
-
-def test_teardown_leak_switch_leaves_pages_in_flight(built, tmp_path: Path) -> None:
-    """teardown_leak=1 must leave its pools alive with pages in flight after close; the
-    default driver's pools are gone."""
-    leftovers = {}
-    for leak in (False, True):
-        with _bqnic_topology(built, tmp_path / f"leak{int(leak)}", queues=1,
-                             teardown_leak=leak) as topo:
-            dut = topo["dut"]
-            assert topo["peer"].run("ping -c 3 -i 0.2 10.99.0.1").ok
-            dut.run("ip link set test0 down", check=True)
-            time.sleep(3)  # a grace period for pages still on their way back
-            leftovers[leak] = _test0_pools(dut, detached=True)
-    assert leftovers[False] == [], leftovers
-    assert len(leftovers[True]) == 1 and leftovers[True][0]["inflight"] >= 256, leftovers
