@@ -104,8 +104,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
 
     built = _built(args)
-    if args.what == "boot":
+    if args.what in ("boot", "all"):
         bench.boot(built, runs=args.runs)
+    if args.what in ("throughput", "all"):
+        bench.throughput(built, trials=args.trials)
+    if args.what in ("stall", "all"):
+        bench.stall_latency(built)
+    if args.what in ("scenarios", "all"):
+        print(json.dumps(bench.scenario_times(built), indent=1))
     return ExitCode.PASS
 
 
@@ -158,8 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("bench", help="benchmarks (figures, not verdicts)")
-    p.add_argument("what", choices=["boot"])
-    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("what", nargs="?", default="all",
+                   choices=["all", "boot", "throughput", "stall", "scenarios"])
+    p.add_argument("--runs", type=int, default=5, help="boots to take the median of")
+    p.add_argument("--trials", type=int, default=3, help="throughput trials per figure")
     _add_kernel_options(p)
     p.set_defaults(func=cmd_bench)
 

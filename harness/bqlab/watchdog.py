@@ -135,26 +135,7 @@ class Watchdog:
                 if p.get("ifindex") == last.ifindex and "detach-time" not in p}
 
     def queue_series(self) -> dict[int, list[QueueSample]]:
-        """Per rx queue: each device sample joined with the newest guest sample before it."""
-        out: dict[int, list[QueueSample]] = {}
-        guest = list(self.guest)
-        gi = 0
-        for dev in list(self.device):
-            while gi + 1 < len(guest) and guest[gi + 1].t <= dev.t:
-                gi += 1
-            if not guest or guest[gi].t > dev.t:
-                continue
-            g = guest[gi]
-            for q, dq in enumerate(dev.queues):
-                gq = g.rx_queues.get(q)
-                if gq is None:
-                    continue  # the queue is not in use (fewer channels, or down)
-                out.setdefault(q, []).append(QueueSample(
-                    t=dev.t, guest_rx=gq.get("rx-packets", 0),
-                    alloc_fail=gq.get("rx-alloc-fail", 0),
-                    drop_no_sbq=dq["rx_drop_no_sbq"], drop_no_lbq=dq["rx_drop_no_lbq"],
-                    sbq_owned=dq["sbq_owned"], lbq_owned=dq["lbq_owned"]))
-        return out
+        return queue_series(list(self.guest), list(self.device))
 
     def pool_snapshots(self) -> list[PoolSnapshot]:
         return [PoolSnapshot(s.t, s.pools) for s in list(self.guest)]
@@ -171,3 +152,41 @@ class Watchdog:
             for e in self.errors:
                 f.write(json.dumps({"source": "error", "text": e}) + "\n")
 
+
+
+def load_samples(path: Path) -> tuple[list[GuestSample], list[DeviceSample]]:
+    """Samples saved by Watchdog.save(), for judging a finished run again."""
+    guest, device = [], []
+    for line in path.read_text().splitlines():
+        rec = json.loads(line)
+        source = rec.pop("source")
+        if source == "guest":
+            rec["rx_queues"] = {int(k): v for k, v in rec["rx_queues"].items()}
+            rec["pools"] = {int(k): v for k, v in rec["pools"].items()}
+            guest.append(GuestSample(**rec))
+        elif source == "device":
+            device.append(DeviceSample(**rec))
+    return guest, device
+
+
+def queue_series(guest: list[GuestSample],
+                 device: list[DeviceSample]) -> dict[int, list[QueueSample]]:
+    """Per rx queue: each device sample joined with the newest guest sample before it."""
+    out: dict[int, list[QueueSample]] = {}
+    gi = 0
+    for dev in device:
+        while gi + 1 < len(guest) and guest[gi + 1].t <= dev.t:
+            gi += 1
+        if not guest or guest[gi].t > dev.t:
+            continue
+        g = guest[gi]
+        for q, dq in enumerate(dev.queues):
+            gq = g.rx_queues.get(q)
+            if gq is None:
+                continue  # the queue is not in use (fewer channels, or down)
+            out.setdefault(q, []).append(QueueSample(
+                t=dev.t, guest_rx=gq.get("rx-packets", 0),
+                alloc_fail=gq.get("rx-alloc-fail", 0),
+                drop_no_sbq=dq["rx_drop_no_sbq"], drop_no_lbq=dq["rx_drop_no_lbq"],
+                sbq_owned=dq["sbq_owned"], lbq_owned=dq["lbq_owned"]))
+    return out
