@@ -175,19 +175,19 @@ def teardown_verdict(events: list[TeardownEvent], snapshots: list[PoolSnapshot],
         for pool_id in sorted(event.pools):
             if pool_id in judged:
                 continue
-            checked += 1
             if after is None:
+                checked += 1
                 unjudged.append(f"{pool_id} ({event.what})")
                 continue
             pool = after.pools.get(pool_id)
-            if pool is None or _inflight(pool) == 0:
-                judged.add(pool_id)
-                continue
-            detached = "detach-time" in pool
-            if not detached and not event.must_destroy:
-                checked -= 1
+            detached = pool is not None and "detach-time" in pool
+            if pool is not None and _inflight(pool) != 0 and not detached \
+                    and not event.must_destroy:
                 continue  # kept in use by the driver: a later event may destroy it
+            checked += 1
             judged.add(pool_id)
+            if pool is None or _inflight(pool) == 0:
+                continue
             drained = next((s.t for s in later if s.t > after.t
                             and _inflight(s.pools.get(pool_id)) in (None, 0)), None)
             leaked.append({
