@@ -44,6 +44,7 @@
 #define BQNIC_CTRL_TX_EN	BIT(2)
 #define BQNIC_CTRL_RSS_EN	BIT(4)
 #define BQNIC_CTRL_RX_CSUM	BIT(6)
+#define BQNIC_CTRL_IRQ_AUTO	BIT(7)	/* a queue's message masks it */
 
 #define BQNIC_STATUS_LINK_UP	BIT(0)
 #define BQNIC_MISC_LINK		BIT(0)
@@ -56,6 +57,7 @@
 #define BQNIC_Q_CQ_BASE_HI	0x0c
 #define BQNIC_Q_CQ_SIZE		0x10
 #define BQNIC_Q_CQ_CONS		0x18
+#define BQNIC_Q_CQ_ARM		0x1c	/* CQ_CONS, then unmask the queue */
 #define BQNIC_Q_SBQ_BASE_LO	0x20
 #define BQNIC_Q_SBQ_BASE_HI	0x24
 #define BQNIC_Q_SBQ_SIZE	0x28
@@ -204,6 +206,7 @@ struct bqnic_priv {
 	u32 num_queues;
 	u32 rx_ring_size;
 	u32 tx_ring_size;
+	u32 rx_usecs;		/* interrupt moderation (ITR) */
 	struct bpf_prog *xdp_prog;
 	bool rings_ready;	/* rings exist: ndo_xdp_xmit may use them */
 	struct bqnic_qp *qps;

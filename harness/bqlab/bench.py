@@ -1,12 +1,19 @@
-"""Benchmarks (figures, never pass/fail): boot time, rx throughput per NIC model."""
+"""Benchmarks (figures, never pass/fail): boot time, rx throughput per NIC model, where
+the DUT's QEMU spends its CPU, stall verdict latency, scenario wall times."""
 
 import json
 import os
+import re
+import shutil
 import statistics
+import subprocess
 import time
 from pathlib import Path
 
+from . import procs
 from .build.artifacts import BuiltArtifacts
+from .errors import MissingTool
+from .hostdeps import require_packages
 from .progress import say
 from .rundir import new_run_dir, write_json
 from .topology import Topology
@@ -95,7 +102,8 @@ def throughput(built: BuiltArtifacts, trials: int = 3, nics: tuple[str, ...] = N
     results: dict[str, dict] = {}
     for nic in nics:
         say(f"bench: DUT with {nic}")
-        configs = [VmConfig("dut", cpus=2, memory_mb=1024, nic=nic, queues=2),
+        # One queue pair for every model: virtio-net over a stream netdev has just one.
+        configs = [VmConfig("dut", cpus=2, memory_mb=1024, nic=nic, queues=1),
                    VmConfig("peer", cpus=1, memory_mb=512)]
         with Topology(configs, built, run_dir / nic) as topo:
             row: dict = {"trials": {}}
@@ -151,6 +159,117 @@ def throughput_table(result: dict) -> str:
                      f"{fmt(nic, 'pktgen1500_pps')} | {fmt(nic, 'pktgen1500_lost')} | "
                      f"{fmt(nic, 'iperf3_gbps', digits=3)} | "
                      f"{fmt(nic, 'pktgen64_cpu_us_per_frame', digits=1)} |")
+    return "\n".join(lines)
+
+
+# --- host CPU profile of the DUT's QEMU while it receives ------------------------------
+
+# Where a frame enters the device model: the net layer's receive, the guest's MMIO
+# accesses (doorbells, interrupt re-arm) and the moderation timer.
+DEVICE_ENTRY_POINTS = ("bqnic_core_receive_iov", "bqnic_core_write", "bqnic_core_read",
+                       "bqnic_itr_timer")
+PROFILE_SECONDS = 6
+
+
+def _perf_report(data: Path, *args: str) -> list[tuple[float, str]]:
+    """(percent, symbol) rows of `perf report --stdio` over `data`."""
+    res = subprocess.run(["perf", "report", "-i", str(data), "--stdio", "-g", "none",
+                          "--percent-limit", "0.05", *args],
+                         capture_output=True, text=True, check=True)
+    rows = []
+    for line in res.stdout.splitlines():
+        m = re.match(r"\s*([\d.]+)%\s+(?:[\d.]+%\s+)?(.*\S)\s*$", line)
+        if m and not line.lstrip().startswith("#"):
+            rows.append((float(m.group(1)), m.group(2)))
+    return rows
+
+
+def _device_interrupts(vm) -> int:
+    """Queue interrupts bqnic has raised so far (its host-side counters, over QMP)."""
+    stats = vm.qmp.cmd("qom-get", path="/machine/peripheral/testnic", property="stats")
+    return sum(q["interrupts"] for q in stats["queues"])
+
+
+def profile(built: BuiltArtifacts, size: int = 64, nic: str = "bqnic") -> dict:
+    """perf-record the DUT's QEMU (every thread) while pktgen floods it: host CPU per
+    received frame, the share of it spent in the device model (everything called from
+    its entry points), and the top functions."""
+    require_packages(["linux-perf"], "bqlab bench profile (perf)")
+    if shutil.which("perf") is None:
+        raise MissingTool("perf", "apt-get install linux-perf")
+    run_dir = new_run_dir("bench-profile")
+    data = run_dir / "perf.data"
+    configs = [VmConfig("dut", cpus=2, memory_mb=1024, nic=nic, queues=2),
+               VmConfig("peer", cpus=1, memory_mb=512)]
+    with Topology(configs, built, run_dir / nic) as topo:
+        dut = topo["dut"]
+        assert dut.proc is not None
+        gen = Pktgen(topo["peer"], topo.address("dut").ipv4, dut.config.test_mac, size, 0,
+                     (9, 9))
+        gen.start()
+        time.sleep(1)  # past pktgen's start-up
+        rx0, cpu0 = _rx_packets(topo), _qemu_cpu_seconds(dut.proc.pid)
+        irq0 = _device_interrupts(dut) if nic == "bqnic" else None
+        with open(run_dir / "perf-record.log", "w") as log:
+            rec = procs.spawn(["perf", "record", "-F", "499", "--call-graph", "dwarf,8192",
+                               "-o", str(data), "-p", str(dut.proc.pid), "--",
+                               "sleep", str(PROFILE_SECONDS)], stdout=log, stderr=log)
+            try:
+                rec.wait(timeout=PROFILE_SECONDS + 60)
+            finally:
+                procs.kill(rec)
+        rx1, cpu1 = _rx_packets(topo), _qemu_cpu_seconds(dut.proc.pid)
+        irq1 = _device_interrupts(dut) if nic == "bqnic" else None
+        gen.stop()
+    frames = rx1 - rx0
+    irqs_per_frame = (None if irq0 is None or irq1 is None or not frames
+                      else round((irq1 - irq0) / frames, 3))
+    cpu_us_per_frame = 1e6 * (cpu1 - cpu0) / frames if frames else None
+    # A symbol can have several rows (called from a different inlined site): add them up.
+    inclusive: dict[str, float] = {}
+    for pct, sym in _perf_report(data, "--children", "--sort", "sym"):
+        name = sym.split("] ", 1)[-1]
+        inclusive[name] = inclusive.get(name, 0.0) + pct
+    device_pct = sum(inclusive.get(f, 0.0) for f in DEVICE_ENTRY_POINTS)
+    top = [{"percent": pct, "symbol": sym} for pct, sym in
+           _perf_report(data, "--no-children", "--sort", "dso,sym")[:15]]
+    by_dso: dict[str, float] = {}
+    for pct, dso in _perf_report(data, "--no-children", "--sort", "dso"):
+        key = "TCG-generated guest code" if dso.startswith("[JIT]") else dso
+        by_dso[key] = round(by_dso.get(key, 0.0) + pct, 2)
+    result = {"benchmark": "dut-qemu-profile", "nic": nic, "frame_bytes": size,
+              "seconds": PROFILE_SECONDS, "frames": frames,
+              "rx_pps": round(frames / PROFILE_SECONDS),
+              "cpu_us_per_frame": None if cpu_us_per_frame is None
+              else round(cpu_us_per_frame, 1),
+              "interrupts_per_frame": irqs_per_frame,
+              "device_model_percent": round(device_pct, 2),
+              "device_model_us_per_frame": None if cpu_us_per_frame is None
+              else round(cpu_us_per_frame * device_pct / 100, 2),
+              "device_entry_points": {f: round(inclusive.get(f, 0.0), 2)
+                                    for f in DEVICE_ENTRY_POINTS},
+              "by_dso": by_dso, "top_functions": top, "perf_data": str(data),
+              "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    write_json(run_dir / "bench.json", result)
+    table = profile_table(result)
+    (run_dir / "bench.md").write_text(table + "\n")
+    print(table)
+    say(f"bench: {run_dir / 'bench.json'} (perf report -i {data})")
+    return result
+
+
+def profile_table(result: dict) -> str:
+    lines = [f"DUT QEMU host CPU per received {result['frame_bytes']} B frame ({result['nic']}, "
+             f"{result['rx_pps']:,} pps): {result['cpu_us_per_frame']} µs, of which the "
+             f"device model {result['device_model_us_per_frame']} µs "
+             f"({result['device_model_percent']}%); "
+             f"{result['interrupts_per_frame']} interrupts per frame", "",
+             "| where | share |", "| --- | ---: |"]
+    lines += [f"| {dso} | {pct:.1f}% |" for dso, pct in
+              sorted(result["by_dso"].items(), key=lambda kv: -kv[1])[:5]]
+    lines += ["", "| top functions (self) | share |", "| --- | ---: |"]
+    lines += [f"| `{row['symbol']}` | {row['percent']:.1f}% |"
+              for row in result["top_functions"][:10]]
     return "\n".join(lines)
 
 

@@ -107,7 +107,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what in ("boot", "all"):
         bench.boot(built, runs=args.runs)
     if args.what in ("throughput", "all"):
-        bench.throughput(built, trials=args.trials)
+        bench.throughput(built, trials=args.trials, nics=tuple(args.nics.split(",")))
+    if args.what in ("profile", "all"):
+        bench.profile(built, nic=args.nics.split(",")[0])
     if args.what in ("stall", "all"):
         bench.stall_latency(built)
     if args.what in ("scenarios", "all"):
@@ -138,6 +140,12 @@ def _add_kernel_options(p: argparse.ArgumentParser) -> None:
                    help="merge this config fragment (repeatable)")
 
 
+def bench_nics() -> tuple[str, ...]:
+    from .bench import NICS
+
+    return NICS
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bqlab", description="Reproduce NIC driver rx stalls and page_pool teardown bugs.")
@@ -165,9 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="benchmarks (figures, not verdicts)")
     p.add_argument("what", nargs="?", default="all",
-                   choices=["all", "boot", "throughput", "stall", "scenarios"])
+                   choices=["all", "boot", "throughput", "profile", "stall", "scenarios"])
     p.add_argument("--runs", type=int, default=5, help="boots to take the median of")
     p.add_argument("--trials", type=int, default=3, help="throughput trials per figure")
+    p.add_argument("--nics", default=",".join(bench_nics()), metavar="NIC[,NIC...]",
+                   help="DUT NIC models for throughput (profile takes the first); "
+                        "default: %(default)s")
     _add_kernel_options(p)
     p.set_defaults(func=cmd_bench)
 

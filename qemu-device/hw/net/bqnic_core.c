@@ -57,6 +57,21 @@ static void bqnic_fire_vector(BqnicCore *core, unsigned int vector,
     msix_notify(core->owner, vector);
 }
 
+/*
+ * With CTRL.IRQ_AUTO the message masks the queue and clears the causes it
+ * reports, so the driver's handler needs no register access (section 6.2).
+ */
+static void bqnic_queue_fire(BqnicQueue *q, uint32_t pending, int64_t now)
+{
+    q->last_irq_ns = now;
+    q->stats.interrupts++;
+    if (q->core->ctrl & BQNIC_CTRL_IRQ_AUTO) {
+        q->cause &= ~pending;
+        q->mask = BQNIC_QCAUSE_ALL;
+    }
+    bqnic_fire_vector(q->core, q->index, pending);
+}
+
 static void bqnic_queue_irq(BqnicQueue *q)
 {
     BqnicCore *core = q->core;
@@ -73,9 +88,7 @@ static void bqnic_queue_irq(BqnicQueue *q)
         timer_mod(q->itr_timer, due);
         return;
     }
-    q->last_irq_ns = now;
-    q->stats.interrupts++;
-    bqnic_fire_vector(core, q->index, pending);
+    bqnic_queue_fire(q, pending, now);
 }
 
 static void bqnic_itr_timer(void *opaque)
@@ -84,9 +97,7 @@ static void bqnic_itr_timer(void *opaque)
     uint32_t pending = q->cause & ~q->mask;
 
     if (pending) {
-        q->last_irq_ns = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
-        q->stats.interrupts++;
-        bqnic_fire_vector(q->core, q->index, pending);
+        bqnic_queue_fire(q, pending, qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL));
     }
 }
 
@@ -224,19 +235,43 @@ static bool bqnic_rx_accepting(BqnicCore *core, BqnicQueue *q)
            bqnic_bus_master(core);
 }
 
+/*
+ * Read ahead the posted entries from bq->cons on, up to the end of the ring:
+ * one DMA for up to BQNIC_BQ_PREFETCH buffers instead of one each.
+ */
+static bool bqnic_bq_prefetch(BqnicQueue *q, BqnicRing *bq, int which)
+{
+    BqnicBqCache *cache = &q->bq_cache[which];
+    uint32_t slot = bqnic_ring_slot(bq, bq->cons);
+    uint32_t n = MIN(MIN(bqnic_ring_used(bq), bq->size - slot),
+                     BQNIC_BQ_PREFETCH);
+    uint32_t i;
+
+    cache->count = 0;
+    if (!bqnic_dma_read(q, which ? BQNIC_WHERE_LBQ : BQNIC_WHERE_SBQ,
+                        bq->base + (uint64_t)slot * BQNIC_BQ_ENTRY_SIZE,
+                        cache->addr, n * BQNIC_BQ_ENTRY_SIZE)) {
+        return false;
+    }
+    for (i = 0; i < n; i++) {
+        cache->addr[i] = le64_to_cpu(cache->addr[i]);
+    }
+    cache->first = bq->cons;
+    cache->count = n;
+    return true;
+}
+
 /* Take the next posted buffer of a buffer queue; false on a DMA error. */
 static bool bqnic_bq_take(BqnicQueue *q, BqnicRing *bq, int which,
                           uint64_t *addr)
 {
-    uint32_t slot = bqnic_ring_slot(bq, bq->cons);
-    uint64_t le_addr;
+    BqnicBqCache *cache = &q->bq_cache[which];
 
-    if (!bqnic_dma_read(q, which ? BQNIC_WHERE_LBQ : BQNIC_WHERE_SBQ,
-                        bq->base + (uint64_t)slot * BQNIC_BQ_ENTRY_SIZE,
-                        &le_addr, sizeof(le_addr))) {
+    if (bq->cons - cache->first >= cache->count &&
+        !bqnic_bq_prefetch(q, bq, which)) {
         return false;
     }
-    *addr = le64_to_cpu(le_addr);
+    *addr = cache->addr[bq->cons - cache->first];
     bq->cons++;
     return true;
 }
@@ -259,11 +294,12 @@ static bool bqnic_rx_write_cqe(BqnicQueue *q, uint32_t len, uint16_t hdr_len,
     stw_le_p(cqe + BQNIC_CQE_SBQ_INDEX, sbq_index);
     stw_le_p(cqe + BQNIC_CQE_LBQ_INDEX, lbq_index);
 
-    /* The phase byte goes last: it hands the entry to the driver. */
-    if (!bqnic_dma_write(q, BQNIC_WHERE_CQ, at, cqe, BQNIC_CQE_PHASE) ||
-        !bqnic_dma_write(q, BQNIC_WHERE_CQ, at + BQNIC_CQE_PHASE + 1,
-                         cqe + BQNIC_CQE_PHASE + 1,
-                         BQNIC_CQE_SIZE - BQNIC_CQE_PHASE - 1) ||
+    /*
+     * The phase byte goes last: it hands the entry to the driver. The body
+     * is written with the previous lap's phase, which the slot holds already.
+     */
+    cqe[BQNIC_CQE_PHASE] = !phase;
+    if (!bqnic_dma_write(q, BQNIC_WHERE_CQ, at, cqe, BQNIC_CQE_SIZE) ||
         !bqnic_dma_write(q, BQNIC_WHERE_CQ, at + BQNIC_CQE_PHASE, &phase, 1)) {
         return false;
     }
@@ -554,6 +590,7 @@ static void bqnic_queue_reset(BqnicQueue *q)
     memset(&q->sbq, 0, sizeof(q->sbq));
     memset(&q->lbq, 0, sizeof(q->lbq));
     memset(&q->tx, 0, sizeof(q->tx));
+    memset(q->bq_cache, 0, sizeof(q->bq_cache));
     q->cause = 0;
     q->mask = BQNIC_QCAUSE_ALL;
     q->last_irq_ns = INT64_MIN / 2;    /* long ago: the next one fires now */
@@ -824,6 +861,7 @@ static void bqnic_rx_enable(BqnicQueue *q, uint32_t val)
     q->cq.prod = q->cq.cons = 0;
     q->sbq.prod = q->sbq.cons = 0;
     q->lbq.prod = q->lbq.cons = 0;
+    memset(q->bq_cache, 0, sizeof(q->bq_cache));
     q->rx_ctrl = on ? BQNIC_QCTRL_ENABLE : 0;
 }
 
@@ -890,10 +928,17 @@ static void bqnic_queue_write(BqnicQueue *q, hwaddr reg, uint32_t val)
         bqnic_set_size(q, &q->cq, rx_on, val, "cq size");
         break;
     case BQNIC_Q_CQ_CONS:
-        if (bqnic_index_ok(q, &q->cq, q->cq.prod, val, rx_on, "cq consumer")) {
-            q->cq.cons = val;
-            bqnic_rx_kick(q->core);
+    case BQNIC_Q_CQ_ARM:
+        if (!bqnic_index_ok(q, &q->cq, q->cq.prod, val, rx_on,
+                            "cq consumer")) {
+            break;
         }
+        q->cq.cons = val;
+        if (reg == BQNIC_Q_CQ_ARM) {
+            q->mask = 0;
+            bqnic_queue_irq(q); /* a cause that is already pending fires now */
+        }
+        bqnic_rx_kick(q->core);
         break;
     case BQNIC_Q_SBQ_BASE_LO:
     case BQNIC_Q_SBQ_BASE_HI:

@@ -18,6 +18,18 @@ typedef struct BqnicRing {
     uint32_t cons;      /* free-running consumer index */
 } BqnicRing;
 
+/*
+ * Buffer queue entries read ahead in one DMA: entries [first, first + count)
+ * of the ring, all posted by the driver and not yet taken.
+ */
+#define BQNIC_BQ_PREFETCH   16
+
+typedef struct BqnicBqCache {
+    uint64_t addr[BQNIC_BQ_PREFETCH];
+    uint32_t first;
+    uint32_t count;
+} BqnicBqCache;
+
 typedef struct BqnicQueueStats {
     uint64_t rx_frames;
     uint64_t rx_bytes;
@@ -44,6 +56,7 @@ typedef struct BqnicQueue {
     BqnicRing sbq;
     BqnicRing lbq;
     BqnicRing tx;
+    BqnicBqCache bq_cache[2];   /* sbq, lbq */
     uint32_t cause;
     uint32_t mask;
     QEMUTimer *itr_timer;

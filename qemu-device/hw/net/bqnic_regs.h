@@ -55,7 +55,8 @@
 #define BQNIC_CTRL_RSS_EN           (1u << 4)
 #define BQNIC_CTRL_BQ_LOW_IRQ       (1u << 5)
 #define BQNIC_CTRL_RX_CSUM          (1u << 6)
-#define BQNIC_CTRL_MASK             0x7e
+#define BQNIC_CTRL_IRQ_AUTO         (1u << 7)
+#define BQNIC_CTRL_MASK             0xfe
 
 #define BQNIC_STATUS_LINK_UP        (1u << 0)
 #define BQNIC_STATUS_DMA_ERR        (1u << 1)
@@ -92,6 +93,7 @@ enum BqnicDmaWhere {
 #define BQNIC_Q_CQ_SIZE             0x10
 #define BQNIC_Q_CQ_PROD             0x14
 #define BQNIC_Q_CQ_CONS             0x18
+#define BQNIC_Q_CQ_ARM              0x1c
 #define BQNIC_Q_SBQ_BASE_LO         0x20
 #define BQNIC_Q_SBQ_BASE_HI         0x24
 #define BQNIC_Q_SBQ_SIZE            0x28
