@@ -171,17 +171,35 @@ DEVICE_ENTRY_POINTS = ("bqnic_core_receive_iov", "bqnic_core_write", "bqnic_core
 PROFILE_SECONDS = 6
 
 
-def _perf_report(data: Path, *args: str) -> list[tuple[float, str]]:
-    """(percent, symbol) rows of `perf report --stdio` over `data`."""
-    res = subprocess.run(["perf", "report", "-i", str(data), "--stdio", "-g", "none",
-                          "--percent-limit", "0.05", *args],
-                         capture_output=True, text=True, check=True)
+_PERF_ROW = re.compile(r"\s*([\d.]+)%\s+(?:[\d.]+%\s+)?(.*\S)\s*$")
+
+
+def parse_perf_report(text: str) -> list[tuple[float, str]]:
+    """(first percentage, key) per row of `perf report --stdio -g none`: with --children
+    the first column is the inclusive share, the self share after it is skipped."""
     rows = []
-    for line in res.stdout.splitlines():
-        m = re.match(r"\s*([\d.]+)%\s+(?:[\d.]+%\s+)?(.*\S)\s*$", line)
+    for line in text.splitlines():
+        m = _PERF_ROW.match(line)
         if m and not line.lstrip().startswith("#"):
             rows.append((float(m.group(1)), m.group(2)))
     return rows
+
+
+def _perf_report(data: Path, *args: str) -> list[tuple[float, str]]:
+    res = subprocess.run(["perf", "report", "-i", str(data), "--stdio", "-g", "none",
+                          "--percent-limit", "0.05", *args],
+                         capture_output=True, text=True, check=True)
+    return parse_perf_report(res.stdout)
+
+
+def inclusive_shares(rows: list[tuple[float, str]]) -> dict[str, float]:
+    """Inclusive share per function name. A function can have several rows (reached
+    through different inlined sites): they add up."""
+    shares: dict[str, float] = {}
+    for pct, sym in rows:
+        name = sym.split("] ", 1)[-1]
+        shares[name] = shares.get(name, 0.0) + pct
+    return shares
 
 
 def _device_interrupts(vm) -> int:
@@ -225,11 +243,7 @@ def profile(built: BuiltArtifacts, size: int = 64, nic: str = "bqnic") -> dict:
     irqs_per_frame = (None if irq0 is None or irq1 is None or not frames
                       else round((irq1 - irq0) / frames, 3))
     cpu_us_per_frame = 1e6 * (cpu1 - cpu0) / frames if frames else None
-    # A symbol can have several rows (called from a different inlined site): add them up.
-    inclusive: dict[str, float] = {}
-    for pct, sym in _perf_report(data, "--children", "--sort", "sym"):
-        name = sym.split("] ", 1)[-1]
-        inclusive[name] = inclusive.get(name, 0.0) + pct
+    inclusive = inclusive_shares(_perf_report(data, "--children", "--sort", "sym"))
     device_pct = sum(inclusive.get(f, 0.0) for f in DEVICE_ENTRY_POINTS)
     top = [{"percent": pct, "symbol": sym} for pct, sym in
            _perf_report(data, "--no-children", "--sort", "dso,sym")[:15]]
