@@ -7,9 +7,13 @@ import pytest
 
 from .bqnic_driver import (
     BQ_LOW_MARK,
+    CQ_ARM,
+    CQ_CONS,
+    CQ_PROD,
     CTRL,
     CTRL_BQ_LOW_IRQ,
     CTRL_HDR_SPLIT,
+    CTRL_IRQ_AUTO,
     CTRL_RESET,
     CTRL_RSS_EN,
     CTRL_RX_CSUM,
@@ -333,6 +337,53 @@ def test_interrupt_mask_and_cause(qt, nic: Bqnic) -> None:
     assert not qt.msi_fired(0)
     qt.msix_mask(0, False)
     assert qt.msi_fired(0)
+
+
+def test_irq_auto_masks_on_send_and_cq_arm_unmasks(qt, nic: Bqnic) -> None:
+    nic.write(CTRL, nic.read(CTRL) | CTRL_IRQ_AUTO)
+    nic.post(0, "sbq", 8)
+    qt.send_frame(Frame().raw(b"a" * 50))
+    qt.sync()
+    assert qt.msi_fired(0)
+    # the message masked the queue and took its cause with it
+    assert nic.qread(0, Q_MASK) == 0x7
+    assert nic.qread(0, Q_CAUSE) == 0
+    qt.send_frame(Frame().raw(b"b" * 50))  # arrives while the "driver" polls
+    qt.sync()
+    assert not qt.msi_fired(0)
+    got = nic.completions(0)
+    assert len(got) == 2
+    nic.qwrite(0, CQ_ARM, nic.qread(0, CQ_CONS))  # re-arm: the pending RX fires at once
+    assert qt.msi_fired(0)
+    assert nic.completions(0) == []
+    nic.qwrite(0, CQ_ARM, nic.qread(0, CQ_CONS))  # nothing pending: no message
+    assert not qt.msi_fired(0)
+    assert nic.qread(0, Q_MASK) == 0
+    qt.send_frame(Frame().raw(b"c" * 50))
+    qt.sync()
+    assert qt.msi_fired(0)
+    # a consumer index past the producer is refused, and the queue stays masked
+    nic.qwrite(0, CQ_ARM, nic.qread(0, CQ_PROD) + 5)
+    assert nic.qread(0, Q_MASK) == 0x7
+    assert "cq consumer index" in qt.guest_errors()
+
+
+def test_buffer_read_ahead_follows_doorbells_and_ring_wrap(qt, nic: Bqnic) -> None:
+    nic.reset()
+    nic.setup_queue(0, cq_size=64, sbq_size=8)
+    nic.start()
+    frames = [Frame().raw(bytes([i]) * (46 + i)) for i in range(20)]
+    sent = 0
+    got = []
+    for batch in (3, 5, 1, 7, 4):  # doorbells of odd sizes around an 8-entry ring
+        nic.post(0, "sbq", batch)
+        for _ in range(batch):
+            qt.send_frame(frames[sent])
+            sent += 1
+        qt.sync()
+        got += [data for _, data in nic.completions(0)]
+    assert got == frames
+    assert nic.queue_stats(0)["sbq_owned"] == 0
 
 
 def test_interrupt_moderation_merges(qt, nic: Bqnic) -> None:
