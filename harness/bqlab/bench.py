@@ -20,7 +20,7 @@ from .topology import Topology
 from .traffic import Pktgen
 from .verdicts import STALL, rx_stall_verdict
 from .vm import VmConfig
-from .watchdog import load_samples, queue_series
+from .watchdog import DEFAULT_INTERVAL, load_samples, queue_series
 
 
 def boot(built: BuiltArtifacts, runs: int = 5, cpus: int = 2, memory_mb: int = 1024) -> dict:
@@ -313,7 +313,7 @@ def stall_latency(built: BuiltArtifacts) -> dict:
               "latency_s": None if detected is None else round(detected - pressure_end, 3),
               "artifacts": str(rep.artifacts)}
     say(f"bench: STALL verdict {result['latency_s']}s after the stall began "
-        f"(threshold {threshold}s)")
+        f"(threshold {threshold}s, sampled every {DEFAULT_INTERVAL}s)")
     return result
 
 
@@ -325,4 +325,7 @@ def scenario_times(built: BuiltArtifacts) -> dict:
     for name in scenario.builtin_names():
         rep = run_scenario(scenario.load(name), built)
         times[name] = {"seconds": round(rep.duration, 1), "verdict": rep.verdict}
+    lines = ["| scenario | wall time | verdict |", "| --- | ---: | --- |"]
+    lines += [f"| `{name}` | {t['seconds']:.0f} s | {t['verdict']} |" for name, t in times.items()]
+    print("\n".join(lines))
     return {"benchmark": "scenario-wall-time", "scenarios": times}

@@ -113,7 +113,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what in ("stall", "all"):
         bench.stall_latency(built)
     if args.what in ("scenarios", "all"):
-        print(json.dumps(bench.scenario_times(built), indent=1))
+        bench.scenario_times(built)
     return ExitCode.PASS
 
 
