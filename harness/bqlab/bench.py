@@ -8,6 +8,7 @@ import shutil
 import statistics
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from . import procs
@@ -19,7 +20,7 @@ from .rundir import new_run_dir, write_json
 from .topology import Topology
 from .traffic import Pktgen
 from .verdicts import STALL, rx_stall_verdict
-from .vm import VmConfig
+from .vm import Vm, VmConfig
 from .watchdog import DEFAULT_INTERVAL, load_samples, queue_series
 
 
@@ -121,14 +122,19 @@ def throughput(built: BuiltArtifacts, trials: int = 3, nics: tuple[str, ...] = N
             say(f"  {nic} iperf3: {row['iperf3_gbps']:.3f} Gbit/s")
             results[nic] = row
     result = {"benchmark": "rx-throughput", "trials": trials, "trial_seconds": TRIAL_SECONDS,
-              "accelerator": accel_of(run_dir), "results": results,
-              "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+              "accelerator": accel_of(run_dir), "results": results}
+    _publish(run_dir, result, throughput_table)
+    return result
+
+
+def _publish(run_dir: Path, result: dict, table_of: Callable[[dict], str]) -> None:
+    """Stamp the result, write bench.json and bench.md, print the table."""
+    result["measured_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     write_json(run_dir / "bench.json", result)
-    table = throughput_table(result)
+    table = table_of(result)
     (run_dir / "bench.md").write_text(table + "\n")
     print(table)
     say(f"bench: {run_dir / 'bench.json'}")
-    return result
 
 
 def accel_of(run_dir: Path) -> str:
@@ -202,7 +208,7 @@ def inclusive_shares(rows: list[tuple[float, str]]) -> dict[str, float]:
     return shares
 
 
-def _device_interrupts(vm) -> int:
+def _device_interrupts(vm: Vm) -> int:
     """Queue interrupts bqnic has raised so far (its host-side counters, over QMP)."""
     stats = vm.qmp.cmd("qom-get", path="/machine/peripheral/testnic", property="stats")
     return sum(q["interrupts"] for q in stats["queues"])
@@ -262,13 +268,9 @@ def profile(built: BuiltArtifacts, size: int = 64, nic: str = "bqnic") -> dict:
               else round(cpu_us_per_frame * device_pct / 100, 2),
               "device_entry_points": {f: round(inclusive.get(f, 0.0), 2)
                                     for f in DEVICE_ENTRY_POINTS},
-              "by_dso": by_dso, "top_functions": top, "perf_data": str(data),
-              "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    write_json(run_dir / "bench.json", result)
-    table = profile_table(result)
-    (run_dir / "bench.md").write_text(table + "\n")
-    print(table)
-    say(f"bench: {run_dir / 'bench.json'} (perf report -i {data})")
+              "by_dso": by_dso, "top_functions": top, "perf_data": str(data)}
+    _publish(run_dir, result, profile_table)
+    say(f"bench: perf report -i {data}")
     return result
 
 
