@@ -20,6 +20,7 @@ run: $(STAMP)
 	$(BQLAB) run $(SCENARIOS)
 
 test: $(STAMP)
+	$(BQLAB) deps test
 	$(BQLAB) build all
 	$(PYTEST) $(PYTEST_ARGS)
 
@@ -27,6 +28,7 @@ unit: $(STAMP)
 	$(PYTEST) tests/unit $(PYTEST_ARGS)
 
 vm: $(STAMP)
+	$(BQLAB) deps test
 	$(PYTEST) -m vm $(PYTEST_ARGS)
 
 build: $(STAMP)

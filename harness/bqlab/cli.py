@@ -40,10 +40,22 @@ def cmd_paths(args: argparse.Namespace) -> int:
     return ExitCode.PASS
 
 
-def _built(args: argparse.Namespace):
+def _built(args: argparse.Namespace, purpose: str = "run"):
+    """Run-time packages first (a cached build brings none), then the built artifacts."""
+    from . import hostdeps
     from .build.artifacts import resolve
 
+    hostdeps.require(purpose)
     return resolve(_kernel_spec(args), build_missing=True)
+
+
+def say_accelerator(built) -> None:
+    """The run's first line after the build: which accelerator, and why."""
+    from . import accel
+    from .progress import say
+    from .vm import firmware_args
+
+    say(f"accelerator: {accel.choose(built.qemu, built.bzimage, firmware_args())}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -54,6 +66,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # Validate every scenario before building or booting anything.
     scenarios = [scenario.load(name, args.set or []) for name in args.scenarios]
     built = _built(args)
+    say_accelerator(built)
     reports = []
     try:
         for sc in scenarios:
@@ -82,7 +95,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         host_key = built.host_key.read_text().split()
         known_hosts.write_text("".join(
             f"[127.0.0.1]:{vm.port} {host_key[0]} {host_key[1]}\n" for vm in topo.vms.values()))
-        print(f"topology up ({topo.accel}); artifacts: {run_dir}")
+        print(f"topology up ({topo.accel}: {topo.accel_reason}); artifacts: {run_dir}")
         for name, vm in topo.vms.items():
             addr = topo.address(name)
             print(f"  {name}: test0 {addr.ipv4} {addr.ipv6}")
@@ -103,7 +116,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
 
-    built = _built(args)
+    built = _built(args, "bench" if args.what in ("profile", "all") else "run")
     if args.what in ("boot", "all"):
         bench.boot(built, runs=args.runs)
     if args.what in ("throughput", "all"):
@@ -115,6 +128,31 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what in ("scenarios", "all"):
         bench.scenario_times(built)
     return ExitCode.PASS
+
+
+def cmd_deps(args: argparse.Namespace) -> int:
+    from . import hostdeps
+
+    purposes = list(hostdeps.PURPOSES) if args.purpose == "all" else [args.purpose]
+    if args.check:
+        absent = sorted({p for purpose in purposes for p in hostdeps.missing(purpose)})
+        if absent:
+            print("missing Debian packages: " + " ".join(absent))
+            print("install with: apt-get install -y --no-install-recommends " + " ".join(absent))
+            return ExitCode.INFRA_FAILURE
+        print(f"all Debian packages for {', '.join(purposes)} are installed")
+        return ExitCode.PASS
+    for purpose in purposes:
+        hostdeps.require(purpose)
+    return ExitCode.PASS
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from . import doctor
+
+    result = doctor.diagnose(probe=args.probe)
+    print(json.dumps(result, indent=2) if args.json else doctor.render(result))
+    return ExitCode.INFRA_FAILURE if doctor.has_problems(result) else ExitCode.PASS
 
 
 def cmd_driver_patch(args: argparse.Namespace) -> int:
@@ -181,6 +219,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "default: %(default)s")
     _add_kernel_options(p)
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("doctor", help="check this machine: host, KVM, packages, cache")
+    p.add_argument("--probe", action="store_true",
+                   help="probe KVM again by booting (otherwise the last probe's answer)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("deps", help="install (as root) or name the Debian packages bqlab needs")
+    p.add_argument("purpose", nargs="?", default="all",
+                   choices=["all", "build", "run", "bench", "test"])
+    p.add_argument("--check", action="store_true",
+                   help="only list what is missing (exit 3 if anything is)")
+    p.set_defaults(func=cmd_deps)
 
     p = sub.add_parser("driver-patch",
                        help="export the bqnic driver as a git format-patch series")

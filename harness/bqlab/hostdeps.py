@@ -1,4 +1,9 @@
-"""Host packages the builds need: check, and install from Debian when we are root."""
+"""Host packages bqlab needs, by purpose: check, and install from Debian when we are root.
+
+Build packages are asked for only when something is built; run-time packages are asked for
+before anything boots, even when every artifact comes from the cache (a CI cache restore
+or a cache built on another machine brings no packages with it).
+"""
 
 import os
 import shutil
@@ -17,7 +22,21 @@ QEMU_BUILD = ["ninja-build", "libglib2.0-dev", "libpixman-1-dev", "libslirp-dev"
 KERNEL_BUILD = ["bc", "libelf-dev", "libssl-dev", "flex", "bison", "gcc", "make", "xz-utils",
                 "cpio", "kmod", "perl", "patch", "lz4"]
 IMAGE_BUILD = ["debootstrap", "e2fsprogs", "openssh-client", "clang", "libbpf-dev", "gcc"]
-VM_RUNTIME = ["seabios", "qemu-system-data", "ipxe-qemu"]
+# Booting a VM: firmware (SeaBIOS, the option ROMs and linuxboot from qemu-system-data,
+# iPXE for e1000e/igb/virtio ROM bars) and the libraries the built QEMU is linked against.
+VM_RUNTIME = ["seabios", "qemu-system-data", "ipxe-qemu",
+              "libglib2.0-0", "libpixman-1-0", "libslirp0", "libfdt1", "zlib1g"]
+# The test suite: VMs, checkpatch.pl (perl), and a real browser for report.html.
+TEST_RUNTIME = [*VM_RUNTIME, "perl", "chromium"]
+# `bqlab bench profile` records the DUT's QEMU with perf.
+BENCH_RUNTIME = [*VM_RUNTIME, "linux-perf"]
+PURPOSES: dict[str, tuple[str, list[str]]] = {
+    "build": ("building QEMU, the kernel and the image",
+              sorted({*QEMU_BUILD, *KERNEL_BUILD, *IMAGE_BUILD})),
+    "run": ("booting VMs (bqlab run, up)", VM_RUNTIME),
+    "bench": ("bqlab bench", BENCH_RUNTIME),
+    "test": ("the test suite (make test)", TEST_RUNTIME),
+}
 
 SRC_LIST = Path("/etc/apt/sources.list.d/bqlab-deb-src.sources")
 SRC_ENTRY = """\
@@ -53,18 +72,18 @@ def apt_update() -> None:
 
 def require_packages(packages: Iterable[str], purpose: str) -> None:
     """Install missing Debian packages (as root) or explain how to get them."""
-    missing = sorted({p for p in packages if not is_installed(p)})
-    if not missing:
+    absent = sorted({p for p in packages if not is_installed(p)})
+    if not absent:
         return
-    cmd = "apt-get install -y --no-install-recommends " + " ".join(missing)
+    cmd = "apt-get install -y --no-install-recommends " + " ".join(absent)
     if not _is_root() or shutil.which("apt-get") is None:
-        raise MissingTool(", ".join(missing), f"needed for {purpose}; install with: sudo {cmd}")
-    say(f"installing Debian packages for {purpose}: {' '.join(missing)}")
+        raise MissingTool(", ".join(absent), f"needed for {purpose}; install with: sudo {cmd}")
+    say(f"installing Debian packages for {purpose}: {' '.join(absent)}")
     apt_update()
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     res = subprocess.run(cmd.split(), env=env, capture_output=True, text=True, check=False)
     if res.returncode != 0:
-        raise MissingTool(", ".join(missing),
+        raise MissingTool(", ".join(absent),
                           f"`{cmd}` failed:\n{res.stdout[-2000:]}{res.stderr[-2000:]}")
 
 
@@ -92,3 +111,13 @@ def ensure_backports_sources() -> None:
     global _apt_updated
     _apt_updated = False
     apt_update()
+
+
+def require(purpose: str) -> None:
+    """Ask for every package one purpose needs (see PURPOSES), before it starts."""
+    what, packages = PURPOSES[purpose]
+    require_packages(packages, what)
+
+
+def missing(purpose: str) -> list[str]:
+    return sorted({p for p in PURPOSES[purpose][1] if not is_installed(p)})

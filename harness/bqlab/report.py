@@ -21,12 +21,14 @@ class RunReport:
     exit_code: ExitCode = ExitCode.PASS
     error: str | None = None
     accelerator: str = ""
+    accelerator_reason: str = ""
     kernel_release: str = ""
     boot_seconds: dict[str, float] = field(default_factory=dict)
     steps: list[dict[str, Any]] = field(default_factory=list)
     findings: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     verdicts: list[dict[str, Any]] = field(default_factory=list)  # rx-stall, teardown, dma
     duration: float = 0.0
+    timeline: dict[str, Any] | None = None  # RunState.timeline() when the watchdog ran
 
     @property
     def verdict(self) -> str:
@@ -55,16 +57,21 @@ class RunReport:
         return {
             "schema": SCHEMA, "scenario": self.scenario, "source": self.source,
             "verdict": self.verdict, "exit_code": int(self.exit_code), "error": self.error,
-            "accelerator": self.accelerator, "kernel_release": self.kernel_release,
+            "accelerator": self.accelerator, "accelerator_reason": self.accelerator_reason,
+            "kernel_release": self.kernel_release,
             "duration_s": round(self.duration, 2), "boot_seconds": self.boot_seconds,
             "artifacts": str(self.artifacts), "diagnosis": self.diagnosis(),
             "verdicts": self.verdicts, "steps": self.steps,
-            "console_findings": self.findings,
+            "console_findings": self.findings, "timeline": self.timeline,
         }
 
     def write(self) -> None:
         write_json(self.artifacts / "report.json", self.as_dict())
         write_junit(self, self.artifacts / "junit.xml")
+        # Last, from the files just written; never fails the run.
+        from .htmlreport import write_html_quietly
+
+        write_html_quietly(self.artifacts)
 
 
 def write_junit(rep: RunReport, path: Path) -> None:

@@ -63,7 +63,7 @@ def run_scenario(scenario: Scenario, built: BuiltArtifacts) -> RunReport:
         try:
             with deadline(scenario.timeout, f"scenario {scenario.name}"):
                 topo.boot()
-                rep.accelerator = topo.accel
+                rep.accelerator, rep.accelerator_reason = topo.accel, topo.accel_reason
                 rep.boot_seconds = {k: round(v, 2) for k, v in topo.boot_seconds.items()}
                 _run_steps(scenario, topo, rep)
         finally:
@@ -97,7 +97,9 @@ def _run_steps(scenario: Scenario, topo: Topology, rep: RunReport) -> None:
     try:
         dma_before = dma_api_errors(state) if scenario.watched else None
         for i, step in enumerate(scenario.steps):
+            started = state.now()
             result = run_step(state, i, step)
+            state.step_done(i, step["kind"], started)
             rep.steps.append(result.as_dict())
             mark = "ok  " if result.ok else "FAIL"
             say(f"  [{mark}] step {i} {step['kind']}: {result.summary}")
@@ -110,6 +112,7 @@ def _run_steps(scenario: Scenario, topo: Topology, rep: RunReport) -> None:
         if state.watchdog is not None:
             state.watchdog.stop()
             state.watchdog.save(rep.artifacts / "watch.jsonl")
+            rep.timeline = state.timeline()
 
 
 def _judge(scenario: Scenario, state: RunState, rep: RunReport,
@@ -133,6 +136,7 @@ def _judge(scenario: Scenario, state: RunState, rep: RunReport,
 def _finish(rep: RunReport, topo: Topology, start: float) -> None:
     rep.duration = time.monotonic() - start
     rep.accelerator = rep.accelerator or topo.accel
+    rep.accelerator_reason = rep.accelerator_reason or topo.accel_reason
     rep.findings = {vm: [f.as_dict() for f in fs] for vm, fs in topo.findings().items() if fs}
     crashed = any(f["kind"] in CRASH_KINDS for fs in rep.findings.values() for f in fs)
     if rep.exit_code == ExitCode.PASS and (

@@ -70,7 +70,8 @@ class Topology:
         self.built = built
         self.run_dir = run_dir
         self.tag = f"bqlab-{run_dir.name}"
-        self.accel = ""
+        self.accel = ""  # the -accel argument
+        self.accel_reason = ""
         self.socket_dir = new_socket_dir()
         link = self.socket_dir / "link"
         for i, c in enumerate(configs):
@@ -95,8 +96,9 @@ class Topology:
         return self.vms[name]
 
     def boot(self) -> None:
-        self.accel = accel.choose(self.built.qemu, self.built.bzimage, firmware_args())
-        say(f"booting {', '.join(c.name for c in self.configs)} ({self.accel}); "
+        choice = accel.choose(self.built.qemu, self.built.bzimage, firmware_args())
+        self.accel, self.accel_reason = choice.accel, choice.reason
+        say(f"booting {', '.join(c.name for c in self.configs)} ({choice}); "
             f"artifacts: {self.run_dir}")
         # Spawn from the main thread (PDEATHSIG is per-thread); the listener first.
         for c in self.configs:

@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from bqlab import hostdeps
 from bqlab.build import qemu
 
 from .bqnic_driver import Bqnic
@@ -12,6 +13,7 @@ from .qtest_client import Qtest
 
 @pytest.fixture(scope="session")
 def qemu_binary() -> Path:
+    hostdeps.require("run")  # firmware: qtest's q35 still loads SeaBIOS
     return qemu.binary(qemu.build())
 
 

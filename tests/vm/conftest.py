@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from bqlab import hostdeps
 from bqlab.build.artifacts import BuiltArtifacts, resolve
 from bqlab.build.kernel import KernelSpec
 
@@ -21,6 +22,7 @@ DATA_DIR = Path(__file__).parent / "data"
 
 @pytest.fixture(scope="session")
 def built() -> BuiltArtifacts:
+    hostdeps.require("run")
     return resolve(KernelSpec.from_env(), build_missing=True)
 
 
