@@ -23,9 +23,10 @@ KERNEL_BUILD = ["bc", "libelf-dev", "libssl-dev", "flex", "bison", "gcc", "make"
                 "cpio", "kmod", "perl", "patch", "lz4"]
 IMAGE_BUILD = ["debootstrap", "e2fsprogs", "openssh-client", "clang", "libbpf-dev", "gcc"]
 # Booting a VM: firmware (SeaBIOS, the option ROMs and linuxboot from qemu-system-data,
-# iPXE for e1000e/igb/virtio ROM bars) and the libraries the built QEMU is linked against.
-VM_RUNTIME = ["seabios", "qemu-system-data", "ipxe-qemu",
-              "libglib2.0-0", "libpixman-1-0", "libslirp0", "libfdt1", "zlib1g"]
+# iPXE for e1000e/igb/virtio ROM bars) and the libraries the built QEMU is linked against
+# (tests/device/test_runtime_libs.py checks the libraries against the binary.)
+VM_RUNTIME = ["seabios", "qemu-system-data", "ipxe-qemu", "libglib2.0-0", "libslirp0",
+              "libfdt1"]
 # The test suite: VMs, checkpatch.pl (perl), and a real browser for report.html.
 TEST_RUNTIME = [*VM_RUNTIME, "perl", "chromium"]
 # `bqlab bench profile` records the DUT's QEMU with perf.
