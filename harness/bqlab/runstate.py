@@ -4,7 +4,7 @@ teardown events and pressure windows the verdicts are judged against."""
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from .pressure import Pressure
 from .ssh import CommandResult
@@ -29,6 +29,7 @@ class RunState:
     events: list[tuple[TeardownEvent, bool]] = field(default_factory=list)
     pressure_windows: list[list[float]] = field(default_factory=list)  # [start, end]
     sinks_closed_at: float | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)  # {index, kind, start, end}
 
     def now(self) -> float:
         return self.watchdog.now() if self.watchdog else time.monotonic()
@@ -75,12 +76,17 @@ class RunState:
         if self.watchdog is not None:
             # A sample taken after the previous event, so no pool born since is missed.
             last = self.events[-1][0].end if self.events else 0.0
-            self.watchdog.wait_guest_samples(after=last, count=2)
+            # Without one, the pools the previous event created are unknown: the event
+            # says so, and the verdict cannot pass it.
+            fresh = self.watchdog.wait_guest_samples(after=last, count=2)
             pools = self.watchdog.live_pools()
+        else:
+            fresh = True
         start = self.now()
         res = dut.run(command, timeout=timeout)
         if res.ok:
-            event = TeardownEvent(what, start, self.now(), pools, must_destroy)
+            event = TeardownEvent(what, start, self.now(), pools, must_destroy,
+                                  pools_known=fresh)
             self.events.append((event, self.sinks_open))
         return res
 
@@ -92,6 +98,29 @@ class RunState:
     def pressure_end(self) -> float | None:
         ends = [w[1] for w in self.pressure_windows if w[1] >= 0]
         return max(ends) if ends else None
+
+    def step_done(self, index: int, kind: str, start: float) -> None:
+        self.steps.append({"index": index, "kind": kind, "start": round(start, 3),
+                           "end": round(self.now(), 3)})
+
+    def timeline(self) -> dict[str, Any]:
+        """What happened when, in watchdog seconds (report.json `timeline`): enough to draw
+        the run again from its artifact directory alone."""
+        dog = self.watchdog
+        return {
+            "interval": dog.interval if dog else None,
+            "device_samples": bool(dog and dog.device_enabled),
+            "dut_nic": dog.vm.config.nic if dog else None,
+            "pressure": [[round(a, 3), round(b, 3)] for a, b in self.pressure_windows],
+            "events": [{"what": e.what, "start": round(e.start, 3), "end": round(e.end, 3),
+                        "pools": [{"id": i, "inflight": p.get("inflight", 0)}
+                                  for i, p in sorted(e.pools.items())],
+                        "must_destroy": e.must_destroy, "sinks_held": held}
+                       for e, held in self.events],
+            "sinks_closed_at": None if self.sinks_closed_at is None
+            else round(self.sinks_closed_at, 3),
+            "steps": self.steps,
+        }
 
     def wind_down(self) -> None:
         """Stop everything that runs in the background; sinks last (they hold pages)."""

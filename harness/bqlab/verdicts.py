@@ -47,15 +47,33 @@ class StallVerdict:
     queues: list[int] = field(default_factory=list)  # every queue that stalled
 
 
+# The most buffers of each buffer queue one frame can need: one sbq buffer (a small frame,
+# or the headers of a split one), and for lbq a 9216-byte jumbo frame (bqnic's largest)
+# over the driver's 3072-byte lbq buffers. A device that owns this many can take any frame.
+MAX_BUFFERS_PER_FRAME = {"sbq": 1, "lbq": 3}
+
+
+def _owned(sample: QueueSample, bq: str) -> int:
+    return sample.sbq_owned if bq == "sbq" else sample.lbq_owned
+
+
 def _starved(prev: QueueSample, cur: QueueSample) -> str | None:
-    """Which buffer queue left frames dropping with nothing delivered in (prev, cur]."""
+    """Which buffer queue left frames dropping with nothing delivered in (prev, cur].
+
+    Starved means the device owns fewer buffers than a frame needs, not none: a jumbo
+    frame needs 3 lbq buffers, so a queue stuck at 1 or 2 drops every such frame. The
+    drop counter itself says a frame found too few; the owned count at the end of the
+    interval says the driver has not put that right since.
+    """
     bits = cur.counter_bits
     rx_moved = counter_delta(prev.guest_rx, cur.guest_rx, bits) > 0
     if rx_moved:
         return None
-    if counter_delta(prev.drop_no_sbq, cur.drop_no_sbq, bits) > 0 and cur.sbq_owned == 0:
+    if counter_delta(prev.drop_no_sbq, cur.drop_no_sbq, bits) > 0 and \
+            cur.sbq_owned < MAX_BUFFERS_PER_FRAME["sbq"]:
         return "sbq"
-    if counter_delta(prev.drop_no_lbq, cur.drop_no_lbq, bits) > 0 and cur.lbq_owned == 0:
+    if counter_delta(prev.drop_no_lbq, cur.drop_no_lbq, bits) > 0 and \
+            cur.lbq_owned < MAX_BUFFERS_PER_FRAME["lbq"]:
         return "lbq"
     return None
 
@@ -91,7 +109,8 @@ def rx_stall_verdict(series: dict[int, list[QueueSample]], pressure_end: float,
                     (queue not in stalls or stalled_for > stalls[queue].stalled_for):
                 stalls[queue] = StallVerdict(
                     STALL,
-                    f"queue {queue}: {run_bq} empty, device dropping, rx frozen for "
+                    f"queue {queue}: {run_bq} starved ({_owned(cur, run_bq)} buffer(s) "
+                    f"posted, fewer than a frame needs), device dropping, rx frozen for "
                     f"{stalled_for:.1f}s after the pressure ended (threshold {threshold}s)",
                     queue=queue, buffer_queue=run_bq, stalled_for=stalled_for,
                     evidence=[s.__dict__ for s in samples
@@ -136,6 +155,8 @@ class TeardownEvent:
     # When unread sockets held pages at the event: the time they were closed. Their pages
     # are legitimately in flight until then.
     sinks_closed: float | None = None
+    # False when no fresh sample came before it: pools born since the last one are missing.
+    pools_known: bool = True
 
     @property
     def settled(self) -> float:
@@ -169,6 +190,8 @@ def teardown_verdict(events: list[TeardownEvent], snapshots: list[PoolSnapshot],
     checked = 0
     judged: set[int] = set()  # a pool is judged once, by the event that destroyed it
     for event in events:
+        if not event.pools_known:
+            unjudged.append(f"born before {event.what} (no fresh sample before it)")
         deadline = event.settled + grace
         later = [s for s in snapshots if s.t > event.start]
         after = next((s for s in later if s.t >= deadline), None)
@@ -209,8 +232,9 @@ def teardown_verdict(events: list[TeardownEvent], snapshots: list[PoolSnapshot],
         return PoolVerdict(LEAK, f"{len(leaked)} page_pool(s) not released within {grace}s: "
                            f"{desc}{more}", leaked, checked)
     if unjudged:
-        return PoolVerdict(INCONCLUSIVE, f"no sample {grace}s after the teardown of pool(s) "
-                           f"{', '.join(unjudged[:6])}", [], checked)
+        return PoolVerdict(INCONCLUSIVE, f"pool(s) not judged (no sample {grace}s after "
+                           f"their teardown, or none before it): {', '.join(unjudged[:6])}",
+                           [], checked)
     if not checked:
         return PoolVerdict(INCONCLUSIVE, "no page_pool was torn down: nothing to judge")
     return PoolVerdict(PASS, f"all {checked} torn-down page_pool(s) released within {grace}s",

@@ -171,14 +171,20 @@ def load_samples(path: Path) -> tuple[list[GuestSample], list[DeviceSample]]:
 
 def queue_series(guest: list[GuestSample],
                  device: list[DeviceSample]) -> dict[int, list[QueueSample]]:
-    """Per rx queue: each device sample joined with the newest guest sample before it."""
+    """Per rx queue: each device sample joined with the newest guest sample before it.
+
+    A guest sample is used once: a device sample with no fresh guest sample since the last
+    one is left out, so a guest sampler that fell behind (or a DUT that stopped answering)
+    never reads as "guest rx did not move"."""
     out: dict[int, list[QueueSample]] = {}
     gi = 0
+    used = -1
     for dev in device:
         while gi + 1 < len(guest) and guest[gi + 1].t <= dev.t:
             gi += 1
-        if not guest or guest[gi].t > dev.t:
+        if not guest or guest[gi].t > dev.t or gi == used:
             continue
+        used = gi
         g = guest[gi]
         for q, dq in enumerate(dev.queues):
             gq = g.rx_queues.get(q)

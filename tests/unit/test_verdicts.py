@@ -172,3 +172,32 @@ def test_every_stalled_queue_is_named() -> None:
     v = rx_stall_verdict({0: a, 1: b}, pressure_end=1.0)
     assert v.verdict == STALL and v.queues == [0, 1] and v.queue == 0
     assert "queue 1 (lbq" in v.reason
+
+
+def test_jumbo_frames_starve_a_queue_that_still_owns_some_lbq_buffers() -> None:
+    # 9000-byte frames need 3 lbq buffers; the driver stopped refilling with 2 posted:
+    # every frame is dropped although the buffer queue is not empty.
+    pts = flowing(4, fail=3) + [(300, 40, 0, 50 * i, 200, 2) for i in range(16)]
+    v = rx_stall_verdict({0: series(pts)}, pressure_end=2.0)
+    assert v.verdict == STALL, v.reason
+    assert v.buffer_queue == "lbq" and "2 buffer(s)" in v.reason
+
+
+def test_enough_lbq_buffers_for_any_frame_is_not_starved() -> None:
+    pts = flowing(4, fail=3) + [(300, 40, 0, 50 * i, 200, 3) for i in range(16)]
+    assert rx_stall_verdict({0: series(pts)}, pressure_end=2.0).verdict != STALL
+
+
+def test_an_event_without_a_fresh_sample_before_it_cannot_pass() -> None:
+    # The sampler fell behind before the second ifdown: the pools the first ifup made
+    # are unknown, so the teardown cannot be called clean.
+    stale = TeardownEvent("ifdown", 5.0, 5.0, {}, True, None, pools_known=False)
+    snaps = [pools(0.0, p1=256), pools(1.0), pools(4.0), pools(9.0)]
+    v = teardown_verdict([event(0.5, 1), stale], snaps)
+    assert v.verdict == INCONCLUSIVE and "no fresh sample" in v.reason
+
+
+def test_a_leak_is_still_reported_when_another_event_was_not_judged() -> None:
+    stale = TeardownEvent("ifdown", 5.0, 5.0, {}, True, None, pools_known=False)
+    snaps = [pools(0.0, p1=256), pools(1.0, d1=40), pools(4.0, d1=40), pools(9.0, d1=40)]
+    assert teardown_verdict([event(0.5, 1), stale], snaps).verdict == LEAK

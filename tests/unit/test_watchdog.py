@@ -34,3 +34,22 @@ def test_saved_samples_load_back_to_the_same_series(tmp_path: Path) -> None:
     guest, device = load_samples(tmp_path / "watch.jsonl")
     assert queue_series(guest, device) == dog.queue_series()
     assert guest[0].pools[7]["inflight"] == 512
+
+
+def test_a_stale_guest_sample_is_never_joined_twice() -> None:
+    # The guest sampler stops at 1.0 s (a DUT too busy to answer); the device keeps
+    # dropping. Without fresh guest counters "rx did not move" is unknown, not true.
+    guest = [_guest(0.25 * i, 100 * i, 3) for i in range(5)]
+    device = [_device(0.25 * i + 0.1, 50 * i, 0) for i in range(40)]
+    series = queue_series(guest, device)[0]
+    assert [s.t for s in series] == [0.1, 0.35, 0.6, 0.85, 1.1]
+    assert len({s.guest_rx for s in series}) == len(series)
+
+
+def test_stall_is_not_judged_on_a_stale_guest_sample() -> None:
+    from bqlab.verdicts import STALL, rx_stall_verdict
+
+    guest = [_guest(0.25 * i, 100 * i, 3) for i in range(5)]
+    device = [_device(0.25 * i + 0.1, 50 * i, 0) for i in range(40)]
+    v = rx_stall_verdict(queue_series(guest, device), pressure_end=0.5)
+    assert v.verdict != STALL, v.reason
