@@ -7,8 +7,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
-# Tests under these directories get the marker of the same name (-m vm, -m device).
-MARKED_DIRS = ("vm", "device")
+# Tests under these directories get the marker of the same name (-m vm, -m device,
+# -m browser).
+MARKED_DIRS = ("vm", "device", "browser")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

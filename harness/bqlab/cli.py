@@ -17,6 +17,8 @@ def _kernel_spec(args: argparse.Namespace):
 def cmd_build(args: argparse.Namespace) -> int:
     from .build import image, kernel, qemu
 
+    if args.keys or args.json:
+        return _print_keys(args)
     what = args.what
     if what in ("all", "qemu"):
         qemu.build(force=args.force)
@@ -25,6 +27,21 @@ def cmd_build(args: argparse.Namespace) -> int:
         k = kernel.build(spec, force=args.force and what != "image")
         if what in ("all", "image"):
             image.build(k, force=args.force)
+    return ExitCode.PASS
+
+
+def _print_keys(args: argparse.Namespace) -> int:
+    """`build --keys`: the input keys, name=key per line, for a CI cache key."""
+    from .build.keys import artifact_keys
+    from .errors import BadInput
+
+    if not args.keys:
+        raise BadInput("--json goes with --keys (bqlab build --keys --json)")
+    keys = artifact_keys(_kernel_spec(args), args.what)
+    if args.json:
+        print(json.dumps(keys, indent=2))
+    else:
+        print("\n".join(f"{name}={key}" for name, key in keys.items()))
     return ExitCode.PASS
 
 
@@ -65,6 +82,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     # Validate every scenario before building or booting anything.
     scenarios = [scenario.load(name, args.set or []) for name in args.scenarios]
+    scenarios = _shard_and_label(args, scenarios)
+    if not scenarios:  # an empty shard: said so, and left a shard.json for the merge
+        return ExitCode.PASS
     built = _built(args)
     say_accelerator(built)
     reports = []
@@ -73,10 +93,79 @@ def cmd_run(args: argparse.Namespace) -> int:
             reports.append(run_scenario(sc, built))
     finally:
         if reports:
-            print(summary_table(reports))
+            out = sys.stderr if args.format == "ktap" else sys.stdout  # KTAP alone on stdout
+            print(summary_table(reports), file=out)
             for r in reports:
-                print(f"artifacts: {r.artifacts}")
+                print(f"artifacts: {r.artifacts}", file=out)
+            if len(reports) > 1:
+                _write_index([r.artifacts for r in reports])
+            if args.format == "ktap":
+                from .ktap import render
+
+                print(render([r.as_dict() for r in reports]), end="")
     return max(int(r.exit_code) for r in reports)
+
+
+def cmd_selfcheck(args: argparse.Namespace) -> int:
+    """Every built-in (or the given scenarios) against its `expect:`: does bqlab still see
+    the bugs its negative controls plant, on this kernel, and pass the positives?"""
+    from . import scenario
+    from .expect import check
+    from .runner import run_scenario
+
+    names = args.scenarios or scenario.builtin_names()
+    scenarios = [scenario.load(name, args.set or []) for name in names]
+    built = _built(args)
+    say_accelerator(built)
+    rows = []
+    for sc in scenarios:
+        rep = run_scenario(sc, built)
+        got = check(sc.expect, rep.as_dict())
+        rows.append((sc.name, got.expected, got.got, "ok" if got.met else "MISMATCH",
+                     got.detail, str(rep.artifacts)))
+    print(selfcheck_table(rows))
+    return ExitCode.PASS if all(r[3] == "ok" for r in rows) else ExitCode.VERDICT_FAILED
+
+
+def selfcheck_table(rows: list[tuple[str, ...]]) -> str:
+    head = ("scenario", "expected", "got", "check")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)).rstrip()
+             for r in [head, *rows]]
+    lines.insert(1, "-" * max(len(line) for line in lines))
+    for r in rows:
+        if r[3] != "ok":
+            lines.append(f"{r[0]}: {r[4]} (artifacts: {r[5]})")
+    met = sum(r[3] == "ok" for r in rows)
+    lines.append(f"selfcheck: {met} of {len(rows)} scenarios show what they expect")
+    return "\n".join(lines)
+
+
+def _shard_and_label(args: argparse.Namespace, scenarios: list) -> list:
+    """--shard K/N: this job's part of the scenarios; --label: the name they report under."""
+    from . import shard
+    from .progress import say
+
+    label = shard.check_label(args.label)
+    if args.shard:
+        split = shard.parse(args.shard)
+        names = [sc.name for sc in scenarios]
+        chosen = split.select(scenarios, name=lambda sc: sc.name)
+        where = shard.write_manifest(split, names, label)
+        say(f"shard {split}: {', '.join(sc.name for sc in chosen) or 'nothing'} "
+            f"of {len(names)} scenario(s) ({where / shard.MANIFEST})")
+        if not chosen:
+            print(f"shard {split}: empty ({len(names)} scenario(s) over {split.count} shards "
+                  f"leave none to this one); nothing to run, noted in {where}",
+                  file=sys.stderr if args.format == "ktap" else sys.stdout)
+            if args.format == "ktap":
+                from .ktap import render
+
+                print(render([]), end="")
+        scenarios = chosen
+    for sc in scenarios:
+        sc.name = shard.labelled(sc.name, label)
+    return scenarios
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -155,6 +244,42 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return ExitCode.INFRA_FAILURE if doctor.has_problems(result) else ExitCode.PASS
 
 
+def _write_index(run_dirs: list) -> None:
+    """index.html over a multi-scenario run, in an artifact directory of its own."""
+    from .htmlreport import write_index
+    from .rundir import new_run_dir
+
+    try:
+        print(f"index: {write_index(new_run_dir('index'), run_dirs)}")
+    except Exception as e:  # the runs' verdicts stand without it
+        print(f"bqlab: index.html not written: {type(e).__name__}: {e}", file=sys.stderr)
+
+
+def cmd_report_html(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .errors import BadInput
+    from .htmlreport import write_html
+
+    dirs = [Path(d) for d in args.dirs]
+    for d in dirs:
+        if not (d / "report.json").is_file():
+            raise BadInput(f"{d}: no report.json (not a bqlab run's artifact directory)")
+    for d in dirs:
+        print(write_html(d))
+    return ExitCode.PASS
+
+
+def cmd_report_merge(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .merge import merge
+
+    _, code, text = merge([Path(d) for d in args.dirs], Path(args.out) if args.out else None)
+    print(text)
+    return code
+
+
 def cmd_driver_patch(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -192,6 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build", help="build QEMU, the guest kernel and the image (cached)")
     p.add_argument("what", nargs="?", default="all", choices=["all", "qemu", "kernel", "image"])
     p.add_argument("--force", action="store_true", help="rebuild even if cached")
+    p.add_argument("--keys", action="store_true",
+                   help="print the artifacts' cache input keys (name=key), build nothing")
+    p.add_argument("--json", action="store_true", help="with --keys: as a JSON object")
     _add_kernel_options(p)
     p.set_defaults(func=cmd_build)
 
@@ -199,8 +327,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scenarios", nargs="+", metavar="SCENARIO")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a scenario option, e.g. vms.dut.nic=e1000e")
+    p.add_argument("--shard", metavar="K/N",
+                   help="run only shard K of N: the scenarios at sorted-name index i with "
+                        "i %% N == K-1")
+    p.add_argument("--label", metavar="NAME",
+                   help="report runs as SCENARIO@NAME (keeps variants apart in a merge)")
+    p.add_argument("--format", choices=["table", "ktap"], default="table",
+                   help="at the end: the summary table, or KTAP on stdout (table on stderr)")
     _add_kernel_options(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("selfcheck",
+                       help="run every built-in scenario and check it shows what it expects")
+    p.add_argument("scenarios", nargs="*", metavar="SCENARIO",
+                   help="only these (default: every built-in)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override an option in every scenario")
+    _add_kernel_options(p)
+    p.set_defaults(func=cmd_selfcheck)
 
     p = sub.add_parser("up", help="boot the topology for hands-on work until Ctrl-C")
     p.add_argument("scenario", nargs="?", default="smoke",
@@ -238,6 +382,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", nargs="?", default="bqnic-series", help="output directory")
     _add_kernel_options(p)
     p.set_defaults(func=cmd_driver_patch)
+
+    p = sub.add_parser("report", help="reports of finished runs, from their artifact "
+                                      "directories")
+    report = p.add_subparsers(dest="report_command", required=True)
+    p = report.add_parser("html", help="(re)draw report.html in each run directory")
+    p.add_argument("dirs", nargs="+", metavar="DIR", help="a run's artifact directory")
+    p.set_defaults(func=cmd_report_html)
+    p = report.add_parser("merge", help="merge runs (CI shards, variants) into one junit.xml, "
+                                        "report.json index, results.ktap and exit code")
+    p.add_argument("dirs", nargs="+", metavar="DIR",
+                   help="run artifact directories, or directories above them")
+    p.add_argument("--out", metavar="DIR",
+                   help="write the merge here (default: a new <time>-merged artifact dir)")
+    p.set_defaults(func=cmd_report_merge)
 
     p = sub.add_parser("paths", help="where the built artifacts are")
     p.add_argument("--json", action="store_true")

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import ktap
 from .errors import ExitCode
 from .rundir import write_json
 
@@ -28,6 +29,8 @@ class RunReport:
     findings: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     verdicts: list[dict[str, Any]] = field(default_factory=list)  # rx-stall, teardown, dma
     duration: float = 0.0
+    death: Any = None  # liveness.Death when the DUT stopped answering
+    expect: dict[str, str] = field(default_factory=dict)  # the scenario's `expect:`
     timeline: dict[str, Any] | None = None  # RunState.timeline() when the watchdog ran
 
     @property
@@ -53,6 +56,13 @@ class RunReport:
         judged = ", ".join(v["name"] for v in self.verdicts)
         return f"{len(self.steps)} steps ok" + (f"; {judged} PASS" if judged else "")
 
+    def _expectation(self) -> dict[str, Any]:
+        from .expect import check
+
+        basis = {"verdict": self.verdict, "diagnosis": self.diagnosis(),
+                 "verdicts": self.verdicts}
+        return check(self.expect, basis).__dict__
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "schema": SCHEMA, "scenario": self.scenario, "source": self.source,
@@ -63,11 +73,13 @@ class RunReport:
             "artifacts": str(self.artifacts), "diagnosis": self.diagnosis(),
             "verdicts": self.verdicts, "steps": self.steps,
             "console_findings": self.findings, "timeline": self.timeline,
+            "expect": self.expect, "expectation": self._expectation(),
         }
 
     def write(self) -> None:
         write_json(self.artifacts / "report.json", self.as_dict())
         write_junit(self, self.artifacts / "junit.xml")
+        ktap.write(self.artifacts / "results.ktap", [self.as_dict()])
         # Last, from the files just written; never fails the run.
         from .htmlreport import write_html_quietly
 
@@ -110,10 +122,15 @@ def write_junit(rep: RunReport, path: Path) -> None:
 
 
 def summary_table(reports: list[RunReport]) -> str:
+    return table([r.as_dict() for r in reports])
+
+
+def table(runs: list[dict[str, Any]]) -> str:
+    """The summary table over report.json dicts (one run's, or a merge's)."""
     rows = [("scenario", "verdict", "time", "detail")]
-    for r in reports:
-        detail = r.diagnosis()
-        rows.append((r.scenario, r.verdict, f"{r.duration:.0f}s",
+    for r in runs:
+        detail = r["diagnosis"]
+        rows.append((r["scenario"], r["verdict"], f"{r['duration_s']:.0f}s",
                      detail if len(detail) <= 110 else detail[:107] + "..."))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}  {d}" for a, b, c, d in rows]

@@ -5,6 +5,7 @@ import time
 import traceback
 from contextlib import contextmanager
 
+from . import liveness
 from .build.artifacts import BuiltArtifacts
 from .errors import BqlabError, ExitCode, InfraError
 from .judge import dma_api_errors, judge_dma, judge_rx_stall, judge_teardown
@@ -24,6 +25,16 @@ CRASH_KINDS = ("panic", "oops", "bug")
 
 class ScenarioTimeout(InfraError):
     pass
+
+
+class DutDied(BqlabError):
+    """The DUT stopped answering: a finding about the kernel under test (exit 1)."""
+
+    exit_code = ExitCode.VERDICT_FAILED
+
+    def __init__(self, death: "liveness.Death"):
+        super().__init__(death.how)
+        self.death = death
 
 
 @contextmanager
@@ -55,7 +66,7 @@ def vm_configs(scenario: Scenario) -> list[VmConfig]:
 def run_scenario(scenario: Scenario, built: BuiltArtifacts) -> RunReport:
     run_dir = new_run_dir(scenario.name)
     rep = RunReport(scenario.name, scenario.source, run_dir,
-                    kernel_release=built.kernel_release)
+                    kernel_release=built.kernel_release, expect=dict(scenario.expect))
     say(f"scenario {scenario.name}: artifacts in {run_dir}")
     start = time.monotonic()
     topo = Topology(vm_configs(scenario), built, run_dir)
@@ -66,9 +77,18 @@ def run_scenario(scenario: Scenario, built: BuiltArtifacts) -> RunReport:
                 rep.accelerator, rep.accelerator_reason = topo.accel, topo.accel_reason
                 rep.boot_seconds = {k: round(v, 2) for k, v in topo.boot_seconds.items()}
                 _run_steps(scenario, topo, rep)
+        except InfraError as e:
+            # Before the VMs stop: did the run break because the DUT's kernel hung?
+            death = liveness.check_dut(topo.vms, e)
+            if death is not None:
+                raise DutDied(death) from e
+            raise
         finally:
             # Outside the deadline: the stop itself must not be cut short by the alarm.
             topo.stop()
+    except DutDied as e:
+        rep.exit_code = e.exit_code
+        rep.death = e.death
     except BqlabError as e:
         rep.exit_code = e.exit_code
         rep.error = str(e)
@@ -104,6 +124,11 @@ def _run_steps(scenario: Scenario, topo: Topology, rep: RunReport) -> None:
             mark = "ok  " if result.ok else "FAIL"
             say(f"  [{mark}] step {i} {step['kind']}: {result.summary}")
             if not result.ok:
+                if result.details.get("timed_out"):
+                    # A command that never came back: is the DUT still there?
+                    death = liveness.check_dut(state.topo.vms, InfraError(result.summary))
+                    if death is not None:
+                        raise DutDied(death)
                 break  # later steps assume this one worked
         state.wind_down()
         if scenario.watched:
@@ -138,6 +163,8 @@ def _finish(rep: RunReport, topo: Topology, start: float) -> None:
     rep.accelerator = rep.accelerator or topo.accel
     rep.accelerator_reason = rep.accelerator_reason or topo.accel_reason
     rep.findings = {vm: [f.as_dict() for f in fs] for vm, fs in topo.findings().items() if fs}
+    if rep.death is not None:
+        rep.verdicts.append(rep.death.as_verdict(rep.findings.get(rep.death.vm, [])))
     crashed = any(f["kind"] in CRASH_KINDS for fs in rep.findings.values() for f in fs)
     if rep.exit_code == ExitCode.PASS and (
             rep.findings or any(not s["ok"] for s in rep.steps)

@@ -136,6 +136,14 @@ STEPS = {
     "reload": Struct({"times": Field(Scalar(int, minimum=1, maximum=1000), default=1)}),
 }
 
+# expect: verdict name -> the verdict a negative control must show.
+EXPECT_KEYS = {"rx-stall": ("STALL", "PASS", "INCONCLUSIVE"),
+               "teardown": ("LEAK", "PASS", "INCONCLUSIVE"),
+               "dma": ("FAIL", "PASS"),
+               "dut-alive": ("FAIL",),
+               "run": ("PASS", "FAIL", "INCONCLUSIVE")}
+EXPECTABLE = tuple(sorted({v for vs in EXPECT_KEYS.values() for v in vs}))
+
 VERDICTS_SPEC = Struct({
     "rx_stall": Field(Struct({
         "threshold": Field(Scalar(float, minimum=0.1), default=DEFAULT_STALL_THRESHOLD,
@@ -162,6 +170,10 @@ SCENARIO_SPEC = Struct({
     "verdicts": Field(VERDICTS_SPEC, default=lambda: {"rx_stall": None, "teardown": None},
                       help="rx_stall, teardown: judged from the watchdog's samples"),
     "steps": Field(ListOf(OneKey(STEPS), min_items=1), required=True),
+    "expect": Field(MapOf(Scalar(str, choices=EXPECTABLE), keys=tuple(EXPECT_KEYS)),
+                    default=dict,
+                    help="what this scenario must show, e.g. {rx-stall: STALL} for a "
+                         "negative control; none: every verdict PASSes"),
 })
 
 
@@ -175,6 +187,8 @@ class Scenario:
     source: str
     verdicts: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     watch_interval: float = DEFAULT_INTERVAL
+    expect: dict[str, str] = field(default_factory=dict)
+    extends: str | None = None
 
     @property
     def watched(self) -> bool:
@@ -257,10 +271,59 @@ def _relabel(node: yaml.Node, where: str) -> None:
             _relabel(v, where)
 
 
+def _key(node: yaml.Node) -> str | None:
+    return node.value if isinstance(node, yaml.ScalarNode) else None
+
+
+def _merge(base: yaml.Node, child: yaml.Node) -> yaml.Node:
+    """child over base: mappings merge key by key, anything else (lists too) replaces.
+    Nodes keep their own file and line, so errors name the file that said it."""
+    if not (isinstance(base, yaml.MappingNode) and isinstance(child, yaml.MappingNode)):
+        return child
+    merged = list(base.value)
+    for ck, cv in child.value:
+        for i, (bk, bv) in enumerate(merged):
+            if _key(bk) is not None and _key(bk) == _key(ck):
+                merged[i] = (ck, _merge(bv, cv))
+                break
+        else:
+            merged.append((ck, cv))
+    return yaml.MappingNode(child.tag, merged, child.start_mark, child.end_mark)
+
+
+def _compose_with_bases(path: Path, seen: tuple[Path, ...] = ()) -> tuple[yaml.Node, str | None]:
+    """The scenario's node tree with `extends: NAME` resolved (recursively)."""
+    node = compose(path.read_text(), str(path))
+    if not isinstance(node, yaml.MappingNode):
+        return node, None
+    ext = next(((k, v) for k, v in node.value if _key(k) == "extends"), None)
+    if ext is None:
+        return node, None
+    key_node, value = ext
+    node.value.remove(ext)
+    where = f"{path}:{key_node.start_mark.line + 1}"
+    if not isinstance(value, yaml.ScalarNode) or not value.value:
+        raise ValidationError([Issue(where, "extends", "expected a scenario name or file")])
+    name = value.value
+    try:
+        # A file is found beside the scenario that extends it; a plain name is built in.
+        is_file = "/" in name or name.endswith((".yaml", ".yml"))
+        base_path = locate(str(path.parent / name)) if is_file else locate(name)
+    except BadInput as e:
+        raise ValidationError([Issue(where, "extends", str(e))]) from e
+    if base_path.resolve() in seen or base_path.resolve() == path.resolve():
+        raise ValidationError([Issue(where, "extends", f"{name}: extends itself")])
+    base, _ = _compose_with_bases(base_path, (*seen, path.resolve()))
+    # What a scenario is and what it must show are its own, never inherited.
+    if isinstance(base, yaml.MappingNode):
+        base.value = [(k, v) for k, v in base.value
+                      if _key(k) not in ("name", "description", "expect")]
+    return _merge(base, node), name
+
+
 def load(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:
     path = locate(name_or_path)
-    text = path.read_text()
-    node = compose(text, str(path))
+    node, extends = _compose_with_bases(path)
     for assignment in overrides:
         _override(node, assignment)
     data = validate(node, SCENARIO_SPEC, str(path))
@@ -268,7 +331,8 @@ def load(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> Scen
     return Scenario(name=data["name"], description=data["description"],
                     timeout=data["timeout"], vms=data["vms"], steps=data["steps"],
                     source=str(path), verdicts=data["verdicts"],
-                    watch_interval=data["watch"]["interval"])
+                    watch_interval=data["watch"]["interval"], expect=data["expect"],
+                    extends=extends)
 
 
 # Steps that act on the DUT (and its page_pools) whatever they name.
@@ -284,7 +348,7 @@ def _check_references(data: dict[str, Any], path: Path) -> None:
     dut = vms.get("dut")
 
     def problem(step: dict, i: int, message: str) -> None:
-        issues.append(Issue(f"{path}:{step['line']}", f"steps[{i}].{step['kind']}", message))
+        issues.append(Issue(step["where"], f"steps[{i}].{step['kind']}", message))
 
     for i, step in enumerate(data["steps"]):
         kind = step["kind"]

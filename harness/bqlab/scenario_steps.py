@@ -36,7 +36,7 @@ def _ping(topo: Topology, step: dict) -> tuple[bool, str, dict]:
     try:
         res = src.run(cmd, timeout=10 + 2.5 * step["count"])
     except CommandTimeout as e:
-        return False, str(e), {}
+        return False, str(e), {"timed_out": True}
     last = [ln for ln in res.stdout.splitlines() if "packets transmitted" in ln]
     stats = last[0] if last else res.stderr.strip()
     return res.ok, f"{step['from']} -> {step['to']} {target}: {stats}", {"output": res.stdout}
@@ -51,7 +51,7 @@ def _iperf3(topo: Topology, step: dict) -> tuple[bool, str, dict]:
         res = client.run(f"iperf3 -c {addr} -t {step['seconds']} -J",
                          timeout=step["seconds"] + 30)
     except CommandTimeout as e:
-        return False, str(e), {}
+        return False, str(e), {"timed_out": True}
     try:
         data = json.loads(res.stdout)
         bps = data["end"]["sum_received"]["bits_per_second"]
@@ -67,7 +67,7 @@ def _shell(topo: Topology, step: dict) -> tuple[bool, str, dict]:
     try:
         res = topo[step["on"]].run(step["command"], timeout=step["timeout"])
     except CommandTimeout as e:
-        return False, str(e), {}
+        return False, str(e), {"timed_out": True}
     ok = res.exit_status == step["expect_exit"]
     return ok, (f"{step['on']}: `{shlex.quote(step['command'])[:60]}` exited "
                 f"{res.exit_status} (expected {step['expect_exit']})"), \

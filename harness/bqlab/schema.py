@@ -4,6 +4,7 @@ We walk pyyaml's node graph (yaml.compose) instead of loaded Python objects beca
 nodes remember where in the file they came from.
 """
 
+import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,9 +46,7 @@ class Ctx:
     issues: list[Issue] = field(default_factory=list)
 
     def where(self, node: yaml.Node) -> str:
-        if node.start_mark.name.startswith("--set"):
-            return node.start_mark.name  # a command-line override, not a file line
-        return f"{self.filename}:{node.start_mark.line + 1}"
+        return where(node, self.filename)
 
     def error(self, node: yaml.Node, path: str, message: str) -> None:
         self.issues.append(Issue(self.where(node), path, message))
@@ -218,13 +217,25 @@ class OneKey(Spec):
         if kind not in self.variants:
             ctx.error(key_node, path, f"unknown step {kind!r} (expected one of: {names})")
             return None
-        return {"kind": kind, "line": node.start_mark.line + 1,
+        return {"kind": kind, "line": node.start_mark.line + 1, "where": ctx.where(node),
                 **(self.variants[kind].check(value_node, ctx, f"{path}.{kind}") or {})}
 
 
+def where(node: yaml.Node, filename: str) -> str:
+    """file:line of a node; a node inherited through `extends:` names its own file."""
+    name = node.start_mark.name
+    if name.startswith("--set"):
+        return name  # a command-line override, not a file line
+    if name.startswith("<"):  # composed from a string with no name
+        name = filename
+    return f"{name}:{node.start_mark.line + 1}"
+
+
 def compose(text: str, filename: str) -> yaml.Node:
+    stream = io.StringIO(text)
+    stream.name = filename  # marks carry the file name (kept across `extends:` merges)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(stream, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else 0

@@ -18,6 +18,10 @@ from .ssh import CommandResult, Ssh
 FIRMWARE_DIRS = ["/usr/share/seabios", "/usr/share/qemu", "/usr/lib/ipxe/qemu"]
 STOP_GRACE_SECONDS = 5.0
 READY_MARKER = "bqlab-init: starting sshd"
+# The guest's own detectors, made to speak within a scenario's time: an NMI from the host
+# (liveness.py) panics with every CPU's backtrace; a task blocked 60 s is reported.
+DETECTOR_ARGS = ["unknown_nmi_panic", "panic_print=0x40",
+                 "sysctl.kernel.hung_task_timeout_secs=60"]
 
 
 def firmware_args() -> list[str]:
@@ -102,7 +106,8 @@ class Vm:
         append = " ".join([
             "console=ttyS0", "root=/dev/vda", "rw", "init=/sbin/bqlab-init",
             "loglevel=5", "panic=-1", "tsc=reliable", "no_timer_check",
-            f"bqlab.mgmt={c.mgmt_mac}", f"bqlab.host={c.name}", *c.kernel_args,
+            *DETECTOR_ARGS, f"bqlab.mgmt={c.mgmt_mac}", f"bqlab.host={c.name}",
+            *c.kernel_args,
         ])
         argv = [
             str(self.built.qemu), *firmware_args(),

@@ -37,8 +37,8 @@ def test_good_file_and_defaults(tmp_path: Path) -> None:
                              "driver_params": {}, "silent": False, "balloon": False}
     assert not sc.watched  # no verdict asks for the watchdog
     assert sc.vms["peer"]["nic"] == "virtio-net-pci"
-    assert sc.steps[0] == {"kind": "ping", "line": 6, "from": "dut", "to": "peer",
-                           "count": 3, "ipv6": False}
+    assert sc.steps[0] == {"kind": "ping", "line": 6, "where": f"{sc.source}:6",
+                           "from": "dut", "to": "peer", "count": 3, "ipv6": False}
     assert sc.steps[1]["seconds"] == 2
 
 
@@ -187,3 +187,51 @@ def test_set_creates_missing_mappings(tmp_path: Path) -> None:
     assert sc.vms["peer"]["cpus"] == 2
     [err] = errors_of(write(tmp_path, GOOD), ("vms.dut.driver_params=3",))
     assert err.startswith("--set vms.dut.driver_params=3: ") and "mapping" in err
+
+
+def test_extends_merges_mappings_and_replaces_lists(tmp_path: Path) -> None:
+    child = tmp_path / "child.yaml"
+    child.write_text("name: c\nextends: rx-stall\nvms:\n  dut: {driver_params: {x: 1}}\n"
+                     "expect: {rx-stall: STALL}\n")
+    base = scenario.load("rx-stall")
+    sc = scenario.load(str(child))
+    assert sc.name == "c" and sc.extends == "rx-stall"
+    assert sc.vms["dut"]["driver_params"] == {"x": 1}
+    assert sc.vms["dut"]["silent"] is True  # inherited
+    assert [s["kind"] for s in sc.steps] == [s["kind"] for s in base.steps]
+    assert sc.expect == {"rx-stall": "STALL"}
+
+
+def test_extends_does_not_inherit_name_description_or_expect(tmp_path: Path) -> None:
+    (tmp_path / "base.yaml").write_text(GOOD.replace("name: t", "name: b\nexpect: {dma: FAIL}"))
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: base.yaml\nsteps:\n  - sleep: {seconds: 1}\n")
+    errors = errors_of(str(child))
+    assert any("name" in e and "required" in e for e in errors), errors
+    child.write_text("name: c\nextends: base.yaml\n")
+    assert scenario.load(str(child)).expect == {}
+
+
+def test_an_error_in_an_inherited_line_names_the_base_file(tmp_path: Path) -> None:
+    (tmp_path / "base.yaml").write_text(GOOD.replace("seconds: 2", "seconds: two"))
+    child = tmp_path / "child.yaml"
+    child.write_text("name: c\nextends: base.yaml\n")
+    errors = errors_of(str(child))
+    assert any(e.startswith(f"{tmp_path / 'base.yaml'}:7") for e in errors), errors
+
+
+def test_extends_errors_name_the_line(tmp_path: Path) -> None:
+    child = tmp_path / "child.yaml"
+    child.write_text("name: c\nextends: no-such-scenario\n")
+    [error] = errors_of(str(child))
+    assert error.startswith(f"{child}:2") and "unknown scenario" in error
+    child.write_text("name: c\nextends: child.yaml\n")
+    [error] = errors_of(str(child))
+    assert "extends itself" in error
+
+
+def test_expect_names_known_verdicts_only(tmp_path: Path) -> None:
+    errors = errors_of(write(tmp_path, GOOD + "expect: {rx-stal: STALL}\n"))
+    assert any("rx-stal" in e for e in errors), errors
+    errors = errors_of(write(tmp_path, GOOD + "expect: {rx-stall: STAL}\n"))
+    assert any("STAL" in e for e in errors), errors

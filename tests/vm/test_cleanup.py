@@ -76,3 +76,16 @@ def test_guest_panic_fails_with_the_excerpt(built, bqlab_env: dict[str, str],
     assert "panic" in kinds
     assert "sysrq triggered crash" in res.stderr
     assert wait_no_qemu(tmp_path / "artifacts", seconds=1) == []
+
+
+def test_dut_that_stops_answering_fails_the_dut(built, bqlab_env: dict[str, str],
+                                                tmp_path: Path) -> None:
+    res = run_bqlab(["run", str(DATA_DIR / "dut-hang.yaml")], bqlab_env, timeout=400)
+    assert res.returncode == 1, res.stdout + res.stderr
+    report = only_report(tmp_path / "artifacts")
+    dead = [v for v in report["verdicts"] if v["name"] == "dut-alive"]
+    assert dead and dead[0]["verdict"] == "FAIL", report
+    # The NMI made the silent guest speak: a panic with its backtrace on the console.
+    kinds = [f["kind"] for f in report["console_findings"].get("dut", [])]
+    assert "panic" in kinds, report
+    assert wait_no_qemu(tmp_path / "artifacts", seconds=1) == []

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from bqlab import scenario
+from bqlab.verdicts import MAX_BUFFERS_PER_FRAME
 
 from .conftest import only_report, run_bqlab
 
@@ -30,6 +31,9 @@ def _verdict(report: dict[str, Any], name: str) -> dict[str, Any]:
 
 def test_every_builtin_scenario_is_covered() -> None:
     assert sorted(POSITIVE + NEGATIVE + ["smoke"]) == scenario.builtin_names()
+    # a negative control says what it must show; a positive one expects PASS
+    assert all(scenario.load(n).expect for n in NEGATIVE)
+    assert not any(scenario.load(n).expect for n in POSITIVE)
 
 
 @pytest.mark.parametrize("name", POSITIVE)
@@ -37,6 +41,7 @@ def test_positive_scenario_passes(name: str, built, bqlab_env: dict[str, str],
                                   tmp_path: Path) -> None:
     code, report = _run(name, bqlab_env, tmp_path / "artifacts")
     assert (code, report["verdict"]) == (0, "PASS"), report["diagnosis"]
+    assert report["expectation"]["met"], report["expectation"]
     assert report["verdicts"] and all(v["verdict"] == "PASS" for v in report["verdicts"])
     if name.startswith("rx-stall"):
         # PASS means it recovered from a real starvation, not that nothing happened
@@ -50,14 +55,17 @@ def test_pre_fix_driver_is_reported_as_stalled(built, bqlab_env: dict[str, str],
                                                tmp_path: Path) -> None:
     code, report = _run("rx-stall-buggy", bqlab_env, tmp_path / "artifacts")
     assert (code, report["verdict"]) == (1, "FAIL"), report["diagnosis"]
+    assert report["expectation"]["met"], report["expectation"]
     stall = _verdict(report, "rx-stall")
     assert stall["verdict"] == "STALL"
     assert stall["queue"] in (0, 1) and stall["buffer_queue"] in ("sbq", "lbq")
-    assert f"queue {stall['queue']}: {stall['buffer_queue']} empty" in stall["reason"]
+    assert f"queue {stall['queue']}: {stall['buffer_queue']} starved" in stall["reason"]
     assert stall["stalled_for"] > stall["threshold"]
-    # the evidence is the counter history: the buffer queue at 0 while drops climb
+    # the evidence is the counter history: the buffer queue too short for a frame while
+    # drops climb
     owned = f"{stall['buffer_queue']}_owned"
-    assert any(e[owned] == 0 for e in stall["evidence"])
+    assert any(e[owned] < MAX_BUFFERS_PER_FRAME[stall["buffer_queue"]]
+               for e in stall["evidence"])
     assert report["diagnosis"].startswith("rx-stall STALL: queue ")
 
 
@@ -68,6 +76,7 @@ def test_leaking_driver_is_reported_with_its_pools(name: str, event: str, built,
                                                    tmp_path: Path) -> None:
     code, report = _run(name, bqlab_env, tmp_path / "artifacts")
     assert (code, report["verdict"]) == (1, "FAIL"), report["diagnosis"]
+    assert report["expectation"]["met"], report["expectation"]
     teardown = _verdict(report, "teardown")
     assert teardown["verdict"] == "LEAK"
     leaked = teardown["leaked"]
