@@ -117,7 +117,15 @@ def _cache_key(qemu: Path, bzimage: Path) -> str:
                      "kernel": str(bzimage)})
 
 
+# Probes whose QEMU failed, remembered for this process only (one probe per run, not per
+# topology), never on disk.
+_failed_here: dict[str, ProbeResult] = {}
+
+
 def cached_probe(qemu: Path, bzimage: Path) -> ProbeResult | None:
+    failed = _failed_here.get(_cache_key(qemu, bzimage))
+    if failed is not None:
+        return failed
     try:
         cached = json.loads((cache_root() / CACHE_NAME).read_text())
     except (OSError, ValueError):
@@ -131,6 +139,7 @@ def _store_probe(qemu: Path, bzimage: Path, result: ProbeResult) -> None:
     cache = cache_root() / CACHE_NAME
     if not result.cacheable:
         cache.unlink(missing_ok=True)  # an old answer must not outlive a failed probe either
+        _failed_here[_cache_key(qemu, bzimage)] = result
         return
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps({"key": _cache_key(qemu, bzimage), "outcome": result.outcome,

@@ -26,6 +26,10 @@ class CommandResult:
         return self.exit_status == 0
 
 
+class SshLost(InfraError):
+    """The SSH session failed under a command: connection dropped, no channel opened."""
+
+
 class CommandTimeout(InfraError):
     pass
 
@@ -79,12 +83,8 @@ class Ssh:
         if self.client is None:
             raise InfraError(f"{self.name}: not connected")
         start = time.monotonic()
-        transport = self.client.get_transport()
-        if transport is None or not transport.is_active():
-            raise InfraError(f"{self.name}: SSH connection lost")
-        chan = transport.open_session(timeout=10)
+        chan = self._open(command)
         chan.settimeout(timeout)
-        chan.exec_command(command)
         out, err = bytearray(), bytearray()
         try:
             while True:
@@ -105,6 +105,10 @@ class Ssh:
         except TimeoutError as e:
             chan.close()
             raise CommandTimeout(f"{self.name}: `{command}` timed out after {timeout}s") from e
+        except (paramiko.SSHException, OSError, EOFError) as e:
+            chan.close()
+            raise SshLost(f"{self.name}: SSH failed during `{command}`: "
+                          f"{type(e).__name__}: {e}") from e
         result = CommandResult(command, chan.recv_exit_status(), out.decode(errors="replace"),
                                err.decode(errors="replace"), time.monotonic() - start)
         chan.close()
@@ -118,12 +122,24 @@ class Ssh:
         """Start a long-running command and read its stdout line by line."""
         if self.client is None:
             raise InfraError(f"{self.name}: not connected")
+        return LineStream(self._open(command))
+
+    def _open(self, command: str) -> paramiko.Channel:
+        """A channel running command. paramiko's own failures (a guest too wedged to open
+        a channel: "Timeout opening channel") become SshLost, which the runner knows how
+        to judge, instead of escaping as a harness error."""
+        if self.client is None:
+            raise InfraError(f"{self.name}: not connected")
         transport = self.client.get_transport()
         if transport is None or not transport.is_active():
-            raise InfraError(f"{self.name}: SSH connection lost")
-        chan = transport.open_session(timeout=10)
-        chan.exec_command(command)
-        return LineStream(chan)
+            raise SshLost(f"{self.name}: SSH connection lost")
+        try:
+            chan = transport.open_session(timeout=10)
+            chan.exec_command(command)
+        except (paramiko.SSHException, OSError, EOFError) as e:
+            raise SshLost(f"{self.name}: cannot run `{command}` over SSH: "
+                          f"{type(e).__name__}: {e}") from e
+        return chan
 
     def close(self) -> None:
         if self.client is not None:

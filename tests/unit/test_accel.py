@@ -24,6 +24,7 @@ def kvm_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("BQLAB_ACCEL", raising=False)
     monkeypatch.setattr(accel, "kvm_device_problem", lambda dev=accel.KVM_DEV: None)
     monkeypatch.setattr(accel, "PROBE_SECONDS", 1.0)
+    monkeypatch.setattr(accel, "_failed_here", {})
     bz = tmp_path / "bzImage"
     bz.write_bytes(b"")
     return bz
@@ -53,8 +54,12 @@ def test_qemu_that_cannot_start_is_named_with_its_stderr_and_never_cached(
     assert choice.accel == accel.TCG
     assert "QEMU could not start" in choice.reason
     assert "bios-256k.bin" in choice.reason
-    assert accel.cached_probe(qemu, kvm_env) is None
-    # Once the firmware is there the next run probes again and finds KVM working.
+    assert not (accel.cache_root() / accel.CACHE_NAME).exists()  # never on disk
+    # The same process asks once (one probe per run, not one per topology) ...
+    again = accel.choose(qemu, kvm_env, [])
+    assert again == choice
+    # ... and once the firmware is there the next run probes again and finds KVM working.
+    accel._failed_here.clear()  # a new process
     fake_qemu(tmp_path, 'echo "Linux version 6.12" > "$log"; sleep 5\n')
     os.utime(qemu, ns=(1, 1))  # a same-second rewrite must not matter: nothing was cached
     assert accel.choose(qemu, kvm_env, []).accel == accel.KVM
@@ -66,7 +71,7 @@ def test_failed_probe_drops_an_older_cached_answer(tmp_path: Path, kvm_env: Path
     assert accel.cached_probe(qemu, kvm_env) is not None
     result = accel.ProbeResult("qemu-failed", "QEMU could not start")
     accel._store_probe(qemu, kvm_env, result)
-    assert accel.cached_probe(qemu, kvm_env) is None
+    assert not (accel.cache_root() / accel.CACHE_NAME).exists()
 
 
 def test_missing_device_says_why(tmp_path: Path) -> None:
