@@ -135,7 +135,7 @@ def cached_probe(qemu: Path, bzimage: Path) -> ProbeResult | None:
     return ProbeResult(cached["outcome"], cached["detail"])
 
 
-def _store_probe(qemu: Path, bzimage: Path, result: ProbeResult) -> None:
+def store_probe(qemu: Path, bzimage: Path, result: ProbeResult) -> None:
     cache = cache_root() / CACHE_NAME
     if not result.cacheable:
         cache.unlink(missing_ok=True)  # an old answer must not outlive a failed probe either
@@ -158,7 +158,7 @@ def choose(qemu: Path, bzimage: Path, firmware_args: list[str]) -> AccelChoice:
     if result is None:
         say("probing KVM by booting the guest kernel under it ...")
         result = probe_kvm(qemu, bzimage, firmware_args, cache_root() / "probe")
-        _store_probe(qemu, bzimage, result)
+        store_probe(qemu, bzimage, result)
     if result.outcome == "boots":
         return AccelChoice(KVM, result.detail)
     return AccelChoice(TCG, f"KVM not used: {result.detail}")

@@ -4,6 +4,7 @@ import argparse
 import json
 import sys
 import traceback
+from typing import TextIO
 
 from .errors import BqlabError, ExitCode
 
@@ -98,7 +99,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             for r in reports:
                 print(f"artifacts: {r.artifacts}", file=out)
             if len(reports) > 1:
-                _write_index([r.artifacts for r in reports])
+                _write_index([r.artifacts for r in reports], out)
             if args.format == "ktap":
                 from .ktap import render
 
@@ -244,13 +245,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return ExitCode.INFRA_FAILURE if doctor.has_problems(result) else ExitCode.PASS
 
 
-def _write_index(run_dirs: list) -> None:
+def _write_index(run_dirs: list, out: TextIO | None = None) -> None:
     """index.html over a multi-scenario run, in an artifact directory of its own."""
     from .htmlreport import write_index
     from .rundir import new_run_dir
 
     try:
-        print(f"index: {write_index(new_run_dir('index'), run_dirs)}")
+        print(f"index: {write_index(new_run_dir('index'), run_dirs)}", file=out or sys.stdout)
     except Exception as e:  # the runs' verdicts stand without it
         print(f"bqlab: index.html not written: {type(e).__name__}: {e}", file=sys.stderr)
 
@@ -366,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("doctor", help="check this machine: host, KVM, packages, cache")
     p.add_argument("--probe", action="store_true",
-                   help="probe KVM again by booting (otherwise the last probe's answer)")
+                   help="probe KVM again by booting even if an answer is remembered")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_doctor)
 

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from . import accel, hostdeps
-from .paths import cache_root, downloads_dir
-from .store import MANIFEST
+from .errors import BqlabError
+from .paths import cache_root
+from .store import MANIFEST, Artifact
 
 OK, NOTE, PROBLEM = "ok", "note", "problem"
 # A cold cache grows to about 12 GiB (kernel tree and objects, QEMU tree, rootfs, images).
@@ -95,14 +96,10 @@ def kvm_checks(qemu: Path | None, bzimage: Path | None, probe: bool) -> list[Che
         return [*checks, Check("kvm", "accelerator", NOTE,
                                f"{accel.KVM_DEV} opens; whether guests boot under it is "
                                "probed once QEMU and the kernel are built (`bqlab build`)")]
-    result = accel.probe_kvm(qemu, bzimage, _firmware(), cache_root() / "probe") if probe \
-        else accel.cached_probe(qemu, bzimage)
-    if result is None:
-        return [*checks, Check("kvm", "accelerator", NOTE,
-                               f"{accel.KVM_DEV} opens; not probed yet (the next run probes, "
-                               "or run `bqlab doctor --probe`)")]
-    if probe:
-        accel._store_probe(qemu, bzimage, result)
+    result = None if probe else accel.cached_probe(qemu, bzimage)
+    if result is None:  # asked to, or no remembered answer: boot a guest under KVM now
+        result = accel.probe_kvm(qemu, bzimage, _firmware(), cache_root() / "probe")
+        accel.store_probe(qemu, bzimage, result)
     if result.outcome == "boots":
         return [*checks, Check("kvm", "accelerator", OK, f"KVM: {result.detail}")]
     if result.outcome == "hangs":
@@ -151,15 +148,12 @@ def current_keys() -> dict[str, str]:
     """The keys the current sources ask for, where they can be known without fetching."""
     from .build import image, kernel, qemu
 
-    keys = {"qemu": qemu.artifact().key}
-    have_deb = any(downloads_dir().glob(f"{kernel.sources.LINUX_SOURCE_PACKAGE}_*_all.deb"))
+    keys = {"qemu": qemu.artifact().key, "rootfs": image.rootfs_artifact().key}
     try:
-        spec = kernel.KernelSpec.from_env()
-        if spec.tree is not None or have_deb:
-            kart = kernel.artifact(spec)
-            keys["kernel"] = kart.key
-            keys["image"] = image.image_artifact(kart.path).key
-    except Exception:  # a bad BQLAB_KERNEL_* is reported by the commands that use it
+        kart = kernel.artifact(kernel.KernelSpec.from_env(), fetch=False)
+        keys["kernel"] = kart.key
+        keys["image"] = image.image_artifact(kart.path).key
+    except BqlabError:  # a bad BQLAB_KERNEL_*, or apt knows no linux-source yet
         pass
     return keys
 
@@ -190,6 +184,8 @@ def _input_summary(inputs: dict[str, Any]) -> str:
     """The inputs a person recognises (source versions, patches), not every file digest."""
     parts = []
     for k, v in inputs.items():
+        if isinstance(v, list) and v and all(isinstance(x, list) and len(x) == 2 for x in v):
+            v = [x[0] for x in v]  # (file name, digest) pairs: the names say enough
         if isinstance(v, dict) and len(v) > 3:
             parts.append(f"{k}: {len(v)} files")
         elif isinstance(v, list) and len(v) > 3:
@@ -209,25 +205,20 @@ def versions() -> dict[str, str]:
         res = subprocess.run([str(qemu.binary(q.path)), "--version"], capture_output=True,
                              text=True, check=False)
         out["qemu"] = (res.stdout.splitlines() or [f"does not run: {res.stderr.strip()}"])[0]
-    keys = current_keys()
-    if "kernel" in keys:
-        k = kernel.artifact(kernel.KernelSpec.from_env())
-        if k.exists():
-            out["kernel"] = kernel.release(k.path)
+    key = current_keys().get("kernel")
+    if key is not None and Artifact("kernel", key).exists():
+        out["kernel"] = kernel.release(Artifact("kernel", key).path)
     return out
 
 
 def _built_paths() -> tuple[Path | None, Path | None]:
-    from .build import kernel, qemu
+    from .build import qemu
 
     q = qemu.artifact()
-    keys = current_keys()
-    if not q.exists() or "kernel" not in keys:
+    key = current_keys().get("kernel")
+    if not q.exists() or key is None or not Artifact("kernel", key).exists():
         return None, None
-    k = kernel.artifact(kernel.KernelSpec.from_env())
-    if not k.exists():
-        return None, None
-    return qemu.binary(q.path), k.path / "bzImage"
+    return qemu.binary(q.path), Artifact("kernel", key).path / "bzImage"
 
 
 def diagnose(probe: bool = False) -> dict[str, Any]:

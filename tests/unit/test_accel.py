@@ -70,7 +70,7 @@ def test_failed_probe_drops_an_older_cached_answer(tmp_path: Path, kvm_env: Path
     accel.choose(qemu, kvm_env, [])
     assert accel.cached_probe(qemu, kvm_env) is not None
     result = accel.ProbeResult("qemu-failed", "QEMU could not start")
-    accel._store_probe(qemu, kvm_env, result)
+    accel.store_probe(qemu, kvm_env, result)
     assert not (accel.cache_root() / accel.CACHE_NAME).exists()
 
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from bqlab.build import kernel, keys, sources
+from bqlab.build import kernel, sources
 from bqlab.build.kernel import KernelSpec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -129,13 +129,3 @@ def test_json_without_keys_is_bad_input(env: dict[str, str]) -> None:
     res = subprocess.run([*BQLAB, "build", "--json"], env=env, capture_output=True,
                          text=True, timeout=60, check=False)
     assert res.returncode == 2 and "--json goes with --keys" in res.stderr
-
-
-def test_artifact_keys_restores_sources(env: dict[str, str],
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    """The stand-in for the .deb lookup is scoped to the key computation."""
-    for k in ("BQLAB_ROOT", "BQLAB_CACHE", "PATH", "FAKE_CANDIDATE"):
-        monkeypatch.setenv(k, env[k])
-    saved = sources.linux_source_deb
-    keys.artifact_keys(KernelSpec())
-    assert sources.linux_source_deb is saved

@@ -56,8 +56,12 @@ def image_artifact(kernel_art: Path) -> Artifact:
     return Artifact("image", make_key(image_inputs(kernel_art)))
 
 
+def rootfs_artifact() -> Artifact:
+    return Artifact("rootfs", make_key(rootfs_inputs()))
+
+
 def build_rootfs(force: bool = False) -> Path:
-    art = Artifact("rootfs", make_key(rootfs_inputs()))
+    art = rootfs_artifact()
 
     def do_build(out: Path) -> None:
         hostdeps.require_packages(hostdeps.IMAGE_BUILD, "building the guest image")

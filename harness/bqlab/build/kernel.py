@@ -103,11 +103,11 @@ def _user_tree_id(tree: Path) -> dict:
     return {"path": str(tree), "stat": make_key({"e": entries})}
 
 
-def tree_inputs(spec: KernelSpec) -> dict:
+def tree_inputs(spec: KernelSpec, fetch: bool = True) -> dict:
+    """fetch=False: never download the source .deb (see sources.linux_source_key_version)."""
     if spec.tree is None:
-        deb = sources.linux_source_deb()
         source = {"debian": sources.LINUX_SOURCE_PACKAGE,
-                  "version": sources.linux_source_version(deb)}
+                  "version": sources.linux_source_key_version(fetch)}
     else:
         source = {"tree": _user_tree_id(spec.tree)}
     return {
@@ -127,12 +127,13 @@ def driver_inputs() -> dict[str, str]:
     return {k: v for k, v in tree_digests(driver_dir()).items() if not k.endswith(".md")}
 
 
-def inputs(spec: KernelSpec) -> dict:
-    return {**tree_inputs(spec), "driver": driver_inputs(), "artifact": ARTIFACT_RECIPE}
+def inputs(spec: KernelSpec, fetch: bool = True) -> dict:
+    return {**tree_inputs(spec, fetch), "driver": driver_inputs(),
+            "artifact": ARTIFACT_RECIPE}
 
 
-def artifact(spec: KernelSpec) -> Artifact:
-    return Artifact("kernel", make_key(inputs(spec)))
+def artifact(spec: KernelSpec, fetch: bool = True) -> Artifact:
+    return Artifact("kernel", make_key(inputs(spec, fetch)))
 
 
 def wanted_options(fragments: list[Path]) -> dict[str, str]:

@@ -1,5 +1,6 @@
 """Fetching Debian sources into the download cache."""
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -30,11 +31,16 @@ def qemu_tarball() -> Path:
     return dest
 
 
+def cached_linux_source_deb() -> Path | None:
+    found = sorted(downloads_dir().glob(f"{LINUX_SOURCE_PACKAGE}_*_all.deb"))
+    return found[-1] if found else None
+
+
 def linux_source_deb() -> Path:
     """Debian's linux-source-6.12 .deb (newest in the archive at first fetch)."""
-    found = sorted(downloads_dir().glob(f"{LINUX_SOURCE_PACKAGE}_*_all.deb"))
-    if found:
-        return found[-1]
+    cached = cached_linux_source_deb()
+    if cached is not None:
+        return cached
     downloads_dir().mkdir(parents=True, exist_ok=True)
     apt_update()
     run_logged(f"fetching {LINUX_SOURCE_PACKAGE}",
@@ -50,3 +56,30 @@ def linux_source_version(deb: Path) -> str:
     res = subprocess.run(["dpkg-deb", "-f", str(deb), "Version"],
                          capture_output=True, text=True, check=True)
     return res.stdout.strip()
+
+
+def candidate_version(package: str = LINUX_SOURCE_PACKAGE) -> str:
+    """The version `apt-get download package` would fetch."""
+    try:
+        res = subprocess.run(["apt-cache", "policy", package], capture_output=True,
+                             text=True, check=False)
+    except FileNotFoundError as e:
+        raise InfraError("apt-cache not found: the kernel key needs Debian's "
+                         f"{package} version") from e
+    m = re.search(r"^\s*Candidate:\s*(\S+)", res.stdout, re.MULTILINE)
+    if res.returncode != 0 or not m or m.group(1) == "(none)":
+        raise InfraError(f"apt knows no candidate version of {package}, so its kernel key "
+                         "cannot be computed without the .deb: run `apt-get update` first")
+    return m.group(1)
+
+
+def linux_source_key_version(fetch: bool = True) -> str:
+    """The linux-source version that enters the kernel key: the downloaded .deb's; with
+    none yet, fetch it, or (fetch=False, for `bqlab build --keys` and doctor) apt's
+    candidate, the version a fetch would bring."""
+    cached = cached_linux_source_deb()
+    if cached is not None:
+        return linux_source_version(cached)
+    if fetch:
+        return linux_source_version(linux_source_deb())
+    return candidate_version()
