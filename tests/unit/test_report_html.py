@@ -209,3 +209,22 @@ def test_matplotlib_is_imported_only_to_draw() -> None:
             "bqlab.scenario.load('rx-stall', []);"
             "sys.exit('matplotlib' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_run_with_several_scenarios_writes_an_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from bqlab import runner
+
+    from .runs import make_run
+
+    monkeypatch.setenv("BQLAB_ARTIFACTS", str(tmp_path / "artifacts"))
+    monkeypatch.setattr(cli, "_built", lambda args: None)
+    monkeypatch.setattr(cli, "say_accelerator", lambda built: None)
+    monkeypatch.setattr(runner, "run_scenario",
+                        lambda sc, built: make_run(tmp_path / "artifacts", sc.name, "PASS"))
+    assert cli.main(["run", "smoke", "rx-stall"]) == ExitCode.PASS
+    [line] = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("index: ")]
+    index = Path(line.removeprefix("index: "))
+    assert index.parent.name.endswith("-index") and index.parent.parent == tmp_path / "artifacts"
+    html = index.read_text()
+    assert html.count("/report.html\"") == 2 and "smoke" in html and "rx-stall" in html

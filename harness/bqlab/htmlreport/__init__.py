@@ -33,6 +33,6 @@ def write_html_quietly(run_dir: Path) -> Path | None:
 
     try:
         return write_html(run_dir)
-    except Exception as e:  # noqa: BLE001 - whatever broke, the run's verdict stands
+    except Exception as e:  # whatever broke, the run's verdict stands
         say(f"report.html not written: {type(e).__name__}: {e}")
         return None

@@ -21,7 +21,8 @@ def _row(out_dir: Path, run_dir: Path) -> tuple[str, str]:
         target = run_dir / "report.json"
     href = escape(Path(os.path.relpath(target, out_dir)).as_posix())
     verdict = str(r.get("verdict", "?"))
-    row = (f'<tr><td><a href="{href}">{escape(str(r.get("scenario", run_dir.name)))}</a></td>'
+    name = escape(str(r.get("scenario", run_dir.name)))
+    row = (f'<tr><td class="name"><a href="{href}">{name}</a></td>'
            f"<td>{badge(verdict)}</td>"
            f'<td class="num">{float(r.get("duration_s") or 0):.0f}s</td>'
            f"<td>{escape(str(r.get('diagnosis', '')))}</td></tr>")

@@ -23,8 +23,9 @@ h1 { font-size: 1.5em; margin: 0 0 .2em; } h2 { font-size: 1.15em; margin: 1.6em
 table { border-collapse: collapse; margin: .3em 0; }
 th, td { text-align: left; padding: .2em .7em .2em 0; vertical-align: top;
          border-bottom: 1px solid #eaeef2; }
-th { font-weight: 600; color: #57606a; }
+th { font-weight: 600; color: #57606a; white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.name { white-space: nowrap; }
 tr.bad td { background: #ffebe9; }
 .files a { margin-right: 1em; white-space: nowrap; }
 .note { color: #57606a; }
@@ -67,9 +68,12 @@ def _header(d: RunData) -> str:
     boot = ", ".join(f"{escape(vm)} {s:.1f}s" for vm, s in (r.get("boot_seconds") or {}).items())
     rows = [("accelerator", accel), ("kernel", escape(r.get("kernel_release") or "?")),
             ("duration", f"{r.get('duration_s', 0):.1f} s"), ("boot to SSH", boot or "-"),
-            ("DUT NIC", escape(d.dut_nic or "?")), ("scenario file", escape(r.get("source", ""))),
-            ("samples", f"{d.samples} guest, {d.device_samples} device"
-                        + (f", every {d.interval}s" if d.samples else ""))]
+            ("scenario file", escape(r.get("source", "")))]
+    if d.dut_nic:
+        rows.append(("DUT NIC", escape(d.dut_nic)))
+    if d.samples:
+        rows.append(("samples", f"{d.samples} guest, {d.device_samples} device, every "
+                                f"{d.interval}s"))
     meta = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
     return (f"<h1>{escape(r.get('scenario', '?'))} {badge(r.get('verdict', '?'))}</h1>\n"
             f'<p class="diag">{escape(r.get("diagnosis", ""))}</p>\n'
@@ -177,20 +181,22 @@ def _steps(d: RunData) -> str:
     steps = d.report.get("steps") or []
     if not steps:
         return ""
+    # When each step started, on the timeline's clock (runs with a watchdog only).
     spans = {s["index"]: s for s in (d.report.get("timeline") or {}).get("steps", [])}
+
+    def at(i: int) -> str:
+        t = spans.get(i, {}).get("start")
+        return f'<td class="num">{"-" if t is None else f"{t:.2f}"}</td>' if spans else ""
+
     rows = "".join(
         f'<tr{"" if s.get("ok") else " class=bad"}><td class="num">{s["index"]}</td>'
-        f"<td>{escape(s['kind'])}</td>"
-        f"<td class=\"num\">{_fmt_t(spans.get(s['index'], {}).get('start'))}</td>"
+        f"<td>{escape(s['kind'])}</td>{at(s['index'])}"
         f"<td class=\"num\">{s.get('seconds', 0):.1f}</td>"
         f"<td>{'ok' if s.get('ok') else 'FAIL'}</td><td>{escape(s.get('summary', ''))}</td>"
         f"</tr>" for s in steps)
-    return (f"<h2>Steps</h2><table><tr><th>#</th><th>step</th><th>at (s)</th><th>took (s)</th>"
+    return (f"<h2>Steps</h2><table><tr><th>#</th><th>step</th>"
+            f"{'<th>at (s)</th>' if spans else ''}<th>took (s)</th>"
             f"<th></th><th>summary</th></tr>{rows}</table>")
-
-
-def _fmt_t(t: float | None) -> str:
-    return "-" if t is None else f"{t:.2f}"
 
 
 def _problems(d: RunData) -> str:

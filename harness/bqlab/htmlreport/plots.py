@@ -23,7 +23,10 @@ STALL = "#d62728"
 EVENT = "#444444"
 LEAK = "#d62728"
 FIG_WIDTH = 12.0  # inches
-MAX_EVENT_LABELS = 12  # past this (xdp-cycles: 100), lines only, one label for all
+PLOT_LEFT, PLOT_RIGHT = 1.1, 1.75  # inches: y tick labels; the legends' column
+ROW_PRESSURE, ROW_STALL, ROW_TEARDOWN = 3.1, 2.15, 0.85  # the top strip's rows
+TEARDOWN_LANES = (1.4, 0.85, 0.3)  # labels of events close together go on the next lane
+MAX_EVENT_LABELS = 12  # past this (xdp-cycles: 100): marks only, the count on the axis
 
 RC = {
     "svg.fonttype": "path",
@@ -126,54 +129,73 @@ def _panel_pools(ax: Any, d: RunData) -> None:
     _counts(ax)
 
 
+def _lanes(d: RunData, items: list[tuple[float, str]]) -> list[float]:
+    """A y for each (x, label), left to right, so that labels do not run into each other:
+    the first lane whose last label ended before this one starts (estimated widths)."""
+    plot_pt = 72 * (FIG_WIDTH - PLOT_LEFT - PLOT_RIGHT)
+    per_char = 4.4 / plot_pt * max(d.end, 1.0)  # 7.5-point text, in seconds of x axis
+    ends = [-1e9] * len(TEARDOWN_LANES)
+    out = []
+    for x, label in items:
+        lane = next((i for i, e in enumerate(ends) if x > e), None)
+        if lane is None:
+            lane = min(range(len(ends)), key=lambda i: ends[i])
+        ends[lane] = x + (len(label) + 3) * per_char
+        out.append(TEARDOWN_LANES[lane])
+    return out
+
+
 def _panel_phases(ax: Any, d: RunData) -> None:
     """The top strip: what the harness did and what the verdict found, labelled. The data
     panels below carry the same spans and lines, unlabelled."""
     ax.set_title("what happened")
-    ax.set_ylim(0, 3)
-    ax.set_yticks([2.5, 1.5, 0.5], ["pressure", "rx stall",
-                                    f"teardown ({len(d.events)})" if d.events else "teardown"])
+    ax.set_ylim(0, 3.6)
+    ax.set_yticks([ROW_PRESSURE, ROW_STALL, ROW_TEARDOWN],
+                  ["pressure", "rx stall",
+                   f"teardown ({len(d.events)})" if d.events else "teardown"])
     ax.tick_params(axis="y", length=0)
     ax.grid(False)
     if not d.pressure:
-        ax.text(0.005, 2.5, "no pressure phase", transform=ax.get_yaxis_transform(),
+        ax.text(0.005, ROW_PRESSURE, "no pressure phase", transform=ax.get_yaxis_transform(),
                 va="center", fontsize=8, color="#888888")
     rx_stall = d.verdict("rx-stall")
     if d.stall is None:
         text = f"{rx_stall['verdict']}: {rx_stall['reason']}" if rx_stall else "not judged"
-        ax.text(0.005, 1.5, text, transform=ax.get_yaxis_transform(), va="center",
+        ax.text(0.005, ROW_STALL, text, transform=ax.get_yaxis_transform(), va="center",
                 fontsize=8, color="#1a7f37" if rx_stall and rx_stall["verdict"] == "PASS"
                 else "#888888")
+    bar = (-0.38, 0.76)  # a bar's bottom and height around its row
     for i, (a, b) in enumerate(d.pressure):
-        ax.broken_barh([(a, b - a)], (2.1, 0.8), color=PRESSURE, alpha=0.6).set_gid(
-            f"pressure-{i}")
-        ax.text((a + b) / 2, 2.5, f"memory pressure {b - a:.1f}s", ha="center", va="center",
-                fontsize=8, color="#5c3800")
+        ax.broken_barh([(a, b - a)], (ROW_PRESSURE + bar[0], bar[1]), color=PRESSURE,
+                       alpha=0.6).set_gid(f"pressure-{i}")
+        ax.text((a + b) / 2, ROW_PRESSURE, f"memory pressure {b - a:.1f}s", ha="center",
+                va="center", fontsize=8, color="#5c3800")
     if d.stall is not None:
         a, b = d.stall.evidence
-        ax.broken_barh([(a, b - a)], (1.1, 0.8), facecolor="none", edgecolor=STALL,
-                       hatch="///", lw=0.8).set_gid("stall-evidence")
+        ax.broken_barh([(a, b - a)], (ROW_STALL + bar[0], bar[1]), facecolor="none",
+                       edgecolor=STALL, hatch="///", lw=0.8).set_gid("stall-evidence")
         where = d.stall.evidence
         if d.stall.counted:
             where = d.stall.counted
-            ax.broken_barh([(where[0], where[1] - where[0])], (1.1, 0.8),
+            ax.broken_barh([(where[0], where[1] - where[0])], (ROW_STALL + bar[0], bar[1]),
                            color=STALL).set_gid("stall-counted")
-        ax.text(where[0], 1.5, f"STALL: queue {d.stall.queue} {d.stall.buffer_queue} empty, "
-                f"rx frozen {d.stall.stalled_for:.1f}s", ha="left", va="center", fontsize=8.5,
-                color=STALL, weight="bold", clip_on=False,
+        ax.text(where[0], ROW_STALL, f"STALL: queue {d.stall.queue} {d.stall.buffer_queue} "
+                f"starved, rx frozen {d.stall.stalled_for:.1f}s", ha="left", va="center",
+                fontsize=8.5, color=STALL, weight="bold", clip_on=False,
                 bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": STALL, "lw": 0.8})
     label_each = len(d.events) <= MAX_EVENT_LABELS
-    for i, ev in enumerate(d.events):
-        ax.plot([ev["end"]], [0.5], marker="v", color=EVENT, ms=6 if label_each else 3,
-                ls="none")[0].set_gid(f"event-{i}")
-        if label_each:
-            ax.text(ev["end"], 0.5, f"  {ev['what']}", ha="left", va="center", fontsize=8,
-                    color=EVENT)
+    marks = [(ev["end"], ev["what"] if label_each else "", f"event-{i}", "v", EVENT)
+             for i, ev in enumerate(d.events)]
     if d.sinks_closed_at is not None:
-        ax.plot([d.sinks_closed_at], [0.5], marker="|", color="#888888", ms=10, mew=1.5,
-                ls="none")[0].set_gid("sinks-closed")
-        ax.text(d.sinks_closed_at, 0.5, "  sinks closed", ha="left", va="center", fontsize=8,
-                color="#666666")
+        marks.append((d.sinks_closed_at, "sinks closed", "sinks-closed", "|", "#777777"))
+    marks.sort(key=lambda m: m[0])
+    ys = _lanes(d, [(x, label) for x, label, *_ in marks]) if label_each else \
+        [ROW_TEARDOWN] * len(marks)
+    for (x, label, gid, marker, color), y in zip(marks, ys, strict=True):
+        ax.plot([x], [y], marker=marker, color=color, ms=6 if label_each else 3, mew=1.5,
+                ls="none")[0].set_gid(gid)
+        if label:
+            ax.text(x, y, f"  {label}", ha="left", va="center", fontsize=7.5, color=color)
 
 
 def _shade(axes: list[Any], d: RunData) -> None:
@@ -211,10 +233,10 @@ def timeline_svg(d: RunData) -> str:
         fig = Figure(figsize=(FIG_WIDTH, height))
         # Fixed margins, not a layout engine: its float noise changes the clip-path ids
         # from one render to the next, and the legends' column is the same on every panel.
-        fig.subplots_adjust(left=1.1 / FIG_WIDTH, right=1 - 1.75 / FIG_WIDTH,
+        fig.subplots_adjust(left=PLOT_LEFT / FIG_WIDTH, right=1 - PLOT_RIGHT / FIG_WIDTH,
                             top=1 - 0.3 / height, bottom=0.5 / height, hspace=0.42)
         top, *axes = fig.subplots(len(panels) + 1, 1, sharex=True,
-                                  height_ratios=[0.6] + [1.0] * len(panels))
+                                  height_ratios=[0.9] + [1.0] * len(panels))
         _panel_phases(top, d)
         top.set_gid("panel-phases")
         for ax, panel in zip(axes, panels, strict=True):
