@@ -14,6 +14,7 @@ a smaller green table.
 
 import json
 import os
+import sys
 import time
 import xml.etree.ElementTree as ET
 from collections import defaultdict
@@ -210,6 +211,7 @@ def merge(dirs: list[Path], out: Path | None = None) -> tuple[Path, int, str]:
     data = index(merged, out, dirs)
     write_json(out / REPORT, data)
     ktap.write(out / "results.ktap", [r.report for r in merged.runs])
+    _write_index_quietly(out, [r.path for r in merged.runs])
     lines = [table(data["runs"])]
     for d in data["duplicates"]:
         lines.append(f"duplicate: {d['scenario']} ran {len(d['paths'])} times: "
@@ -220,6 +222,16 @@ def merge(dirs: list[Path], out: Path | None = None) -> tuple[Path, int, str]:
     lines += [f"empty shard: {m['shard']}/{m['of']} had no scenario" for m in empty]
     lines.append(f"merged {len(merged.runs)} run(s): {out}")
     return out, data["exit_code"], "\n".join(lines)
+
+
+def _write_index_quietly(out: Path, run_dirs: list[Path]) -> None:
+    """index.html over the merged runs; a page that cannot be drawn never fails a merge."""
+    try:
+        from .htmlreport import write_index
+
+        write_index(out, run_dirs)
+    except Exception as e:  # the page is a convenience; junit/report.json are the contract
+        print(f"index.html not written: {type(e).__name__}: {e}", file=sys.stderr)
 
 
 def merged_runs(out: Path) -> list[dict[str, Any]]:

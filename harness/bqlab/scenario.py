@@ -56,6 +56,10 @@ def _port_range(value: str) -> str | None:
 
 
 _VM = Scalar(str, choices=VM_NAMES)
+# Under fault injection a driver may refuse a change (ENOMEM): that is an answer, not a
+# failure; the steps after it check that the DUT survived (closing never may fail).
+MAY_FAIL = Field(Scalar(bool), default=False,
+                 help="a change the driver refuses (e.g. ENOMEM) is no failure")
 STEPS = {
     "ping": Struct({
         "from": Field(_VM, required=True),
@@ -126,13 +130,25 @@ STEPS = {
         "dwell": Field(ListOf(Scalar(float, minimum=0, maximum=60), min_items=2),
                        default=lambda: [0.1, 0.5], help="[min, max] seconds, random"),
         "seed": Field(Scalar(int), default=1, help="for the dwell times"),
+        "may_fail": MAY_FAIL,
     }),
-    "ifdown_ifup": Struct({"times": Field(Scalar(int, minimum=1, maximum=1000), default=1)}),
+    "ifdown_ifup": Struct({
+        "times": Field(Scalar(int, minimum=1, maximum=1000), default=1),
+        "may_fail": MAY_FAIL,
+    }),
     "rings": Struct({
         "rx": Field(Scalar(int, minimum=8, maximum=4096), required=True),
         "tx": Field(Scalar(int, minimum=8, maximum=4096), default=None),
+        "may_fail": MAY_FAIL,
     }),
-    "channels": Struct({"combined": Field(Scalar(int, minimum=1, maximum=8), required=True)}),
+    "channels": Struct({
+        "combined": Field(Scalar(int, minimum=1, maximum=8), required=True),
+        "may_fail": MAY_FAIL,
+    }),
+    "mtu": Struct({
+        "mtu": Field(Scalar(int, minimum=68, maximum=9000), required=True),
+        "may_fail": MAY_FAIL,
+    }),
     "reload": Struct({"times": Field(Scalar(int, minimum=1, maximum=1000), default=1)}),
 }
 
@@ -336,7 +352,7 @@ def load(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> Scen
 
 
 # Steps that act on the DUT (and its page_pools) whatever they name.
-DUT_STEPS = ("pressure", "xdp_cycles", "ifdown_ifup", "rings", "channels", "reload")
+DUT_STEPS = ("pressure", "xdp_cycles", "ifdown_ifup", "rings", "channels", "mtu", "reload")
 BQNIC_STEPS = ("reload",)
 
 

@@ -142,7 +142,8 @@ def _sleep(state: RunState, step: dict) -> tuple[bool, str, dict]:
 HANDLERS = {"ping": _ping, "iperf3": _iperf3, "shell": _shell}
 STATEFUL = {"sleep": _sleep, "traffic": _traffic, "pressure": _pressure, "stop": _stop,
             "xdp_cycles": churn.xdp_cycles, "ifdown_ifup": churn.ifdown_ifup,
-            "rings": churn.rings, "channels": churn.channels, "reload": churn.reload}
+            "rings": churn.rings, "channels": churn.channels, "mtu": churn.mtu,
+            "reload": churn.reload}
 
 
 def run_step(state: RunState, index: int, step: dict) -> StepResult:

@@ -56,6 +56,10 @@ def test_pass_fail_error_merge_to_exit_3(three: Path, tmp_path: Path) -> None:
     assert [(t.name, t.ok) for t in tests] == \
         [("rx-stall", True), ("smoke", False), ("teardown-leak", False)]
     assert "rx-stall       PASS" in text and "smoke          ERROR" in text
+    # an index page links every merged run's directory
+    page = (out / "index.html").read_text()
+    for r in index["runs"]:
+        assert f'href="{r["relative"]}/' in page, r["relative"]
 
 
 @pytest.mark.parametrize("outcomes,code", [

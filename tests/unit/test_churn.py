@@ -1,0 +1,50 @@
+"""Teardown steps with `may_fail`: a refused change is an answer, a failed close is not."""
+
+from dataclasses import dataclass, field
+
+from bqlab import churn
+from bqlab.ssh import CommandResult
+
+
+@dataclass
+class FakeState:
+    """Runs nothing: answers each command from a table (exit 0 unless listed)."""
+
+    fails: dict[str, int]
+    ran: list[str] = field(default_factory=list)
+
+    def record_event(self, what: str, command: str, must_destroy: bool = False,
+                     timeout: float = 120) -> CommandResult:
+        self.ran.append(command)
+        code = next((c for k, c in self.fails.items() if k in command), 0)
+        return CommandResult(command, code, "", "RTNETLINK answers: Cannot allocate memory"
+                             if code else "", 0.1)
+
+
+def test_a_refused_change_fails_the_step_unless_it_may_fail() -> None:
+    state = FakeState({"ethtool -G": 1})
+    ok, summary, _ = churn.rings(state, {"rx": 512, "tx": None, "may_fail": False})
+    assert not ok and "Cannot allocate memory" in summary
+    ok, summary, details = churn.rings(state, {"rx": 512, "tx": None, "may_fail": True})
+    assert ok and "refused 1x" in summary and details["refused"]
+
+
+def test_a_refused_xdp_attach_goes_on_to_the_next_cycle() -> None:
+    state = FakeState({"xdpdrv obj": 1})
+    step = {"cycles": 2, "actions": ["pass"], "dwell": [0.0, 0.0], "seed": 1,
+            "may_fail": True}
+    ok, summary, details = churn.xdp_cycles(state, step)
+    assert ok and "refused 2x" in summary
+    assert sum("xdpdrv off" in c for c in state.ran) == 2  # detach still tried each cycle
+
+
+def test_closing_may_never_fail() -> None:
+    state = FakeState({"test0 down": 1})
+    ok, summary, _ = churn.ifdown_ifup(state, {"times": 1, "may_fail": True})
+    assert not ok and summary.startswith("ifdown failed")
+
+
+def test_mtu_change() -> None:
+    state = FakeState({})
+    ok, summary, _ = churn.mtu(state, {"mtu": 3000, "may_fail": False})
+    assert ok and state.ran == ["ip link set dev test0 mtu 3000"]
