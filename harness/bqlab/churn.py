@@ -6,6 +6,7 @@ teardown verdict."""
 import random
 import time
 
+from .pressure import MAKE_IT_FAIL
 from .progress import say
 from .runstate import RunState
 
@@ -19,6 +20,15 @@ _FILL_CPUMAP = (
     "bpftool map update id $map key hex 00 00 00 00 value hex 00 04 00 00 00 00 00 00")
 
 Outcome = tuple[bool, str, dict]
+
+
+def _marked(step: dict, command: str) -> str:
+    """The command as the step runs it: marked for fault injection with `inject`. A
+    simple command is exec'd by the marked shell, so no fork of it has to succeed."""
+    if not step.get("inject"):
+        return command
+    simple = not any(op in command for op in ("&&", "||", ";", "|", "$("))
+    return MAKE_IT_FAIL + ("exec " if simple else "") + command
 
 
 def _failed(what: str, res) -> Outcome:
@@ -51,12 +61,12 @@ def xdp_cycles(state: RunState, step: dict) -> Outcome:
         attach = f"ip link set dev test0 xdpdrv obj {XDP_DIR}/xdp_{action}.o sec xdp"
         if action == "redirect_cpu":
             attach += f" && {_FILL_CPUMAP}"
-        res = state.record_event(f"xdp attach {action} (cycle {cycle})", attach)
+        res = state.record_event(f"xdp attach {action} (cycle {cycle})", _marked(step, attach))
         if not res.ok and not _refused(step, refusals, f"attach {action}", res):
             return _failed(f"cycle {cycle}: attach {action}", res)
         time.sleep(rng.uniform(lo, hi))
         res = state.record_event(f"xdp detach {action} (cycle {cycle})",
-                                 "ip link set dev test0 xdpdrv off")
+                                 _marked(step, "ip link set dev test0 xdpdrv off"))
         if not res.ok and not _refused(step, refusals, f"detach {action}", res):
             return _failed(f"cycle {cycle}: detach {action}", res)
         counts[action] += 1
@@ -75,14 +85,14 @@ def ifdown_ifup(state: RunState, step: dict) -> Outcome:
         res = state.record_event(f"ifdown ({i})", "ip link set test0 down", must_destroy=True)
         if not res.ok:
             return _failed("ifdown", res)  # closing may never fail
-        res = state.record_event(f"ifup ({i})", "ip link set test0 up")
+        res = state.record_event(f"ifup ({i})", _marked(step, "ip link set test0 up"))
         if not res.ok and not _refused(step, refusals, "ifup", res):
             return _failed("ifup", res)
     return _summary(f"ifdown/ifup x{step['times']}", refusals)
 
 
 def _one_change(state: RunState, step: dict, what: str, command: str) -> Outcome:
-    res = state.record_event(what, command)
+    res = state.record_event(what, _marked(step, command))
     if res.ok:
         return True, command, {}
     refusals: list[str] = []

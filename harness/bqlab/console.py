@@ -17,6 +17,8 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("bug", re.compile(r"^kernel BUG at |^BUG: ")),
     ("warning", re.compile(r"^WARNING: (?:CPU: \d+ PID: \d+ at |possible |suspicious RCU)")),
     ("hung-task", re.compile(r"^INFO: task .+ blocked for more than \d+ seconds")),
+    # bqlab asks for this (sysrq w) when a DUT command never completes: where it is stuck.
+    ("blocked-tasks", re.compile(r"^sysrq: Show Blocked State")),
     ("rcu-stall", re.compile(r"^rcu: INFO: \w+ (?:self-)?detected stalls?")),
     ("pool-stall", re.compile(r"stalled pool shutdown")),
     # Reports name driver and device ("DMA-API: e1000e 0000:00:02.0: ..."); the boot-time

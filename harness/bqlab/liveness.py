@@ -3,10 +3,12 @@
 A run that breaks with an infrastructure error (an SSH command timed out, the connection
 dropped, the scenario overran) may have broken because the kernel under test hung: then
 it is a finding about the DUT, not about the lab, and a CI that reads exit 3 as "retry"
-would never see the bug. The test: QEMU still runs, yet a fresh SSH connection gets no
-answer. Before judging, the guest is made to speak: an NMI over QMP, which the kernel
-(booted with vm.DETECTOR_ARGS: unknown_nmi_panic, panic_print=0x40) turns into a panic
-with every CPU's backtrace on the console.
+would never see the bug. Two signs:
+- QEMU still runs, yet a fresh SSH connection gets no answer. The guest is made to speak
+  first: an NMI over QMP, which the kernel (booted with vm.DETECTOR_ARGS:
+  unknown_nmi_panic, panic_print=0x40) turns into a panic with every CPU's backtrace.
+- The DUT answers, but a command of the scenario on it never came back: a kernel stuck in
+  a driver's close or reconfigure under RTNL. sysrq w shows who is stuck, and where.
 """
 
 import contextlib
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 
 from .errors import BqlabError
 from .progress import say
-from .ssh import Ssh
+from .ssh import CommandTimeout, Ssh
 from .vm import Vm
 
 ANSWER_TIMEOUT = 20.0  # a loaded TCG guest answers a fresh SSH `true` well within this
@@ -58,12 +60,28 @@ def check_dut(vms: dict[str, Vm], cause: BqlabError) -> Death | None:
     if not dut.alive():
         return None  # QEMU exited: its console (a panic?) decides, see runner._finish
     say("  the run broke; checking whether the DUT still answers ...")
+    stuck = isinstance(cause, CommandTimeout) and cause.host == dut.name
     if answers(dut):
-        return None
+        if not stuck:
+            return None
+        # It answers, but a command of the scenario never came back: the kernel is stuck
+        # in it (e.g. napi_disable() spinning under RTNL). Show where: blocked tasks and
+        # every CPU's backtrace, at a console level that prints them.
+        say("  a DUT command never completed: dumping blocked tasks (sysrq w)")
+        with contextlib.suppress(BqlabError):
+            dut.run("dmesg -n 8; echo w > /proc/sysrq-trigger; echo l > /proc/sysrq-trigger",
+                    timeout=ANSWER_TIMEOUT)
+        time.sleep(2.0)  # for the dump to reach the console
+        return Death("dut", f"a command on the DUT never completed, though the DUT still "
+                            f"answers (the kernel is stuck in it): {_first_line(cause)}")
     say("  the DUT does not answer while its QEMU runs: NMI for a backtrace")
     if dut.qmp is not None:
         with contextlib.suppress(BqlabError):
             dut.qmp.cmd("inject-nmi", timeout=5)
     time.sleep(NMI_SETTLE)
-    first_line = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
-    return Death("dut", f"the DUT stopped answering while its QEMU ran (after: {first_line})")
+    return Death("dut", f"the DUT stopped answering while its QEMU ran (after: "
+                        f"{_first_line(cause)})")
+
+
+def _first_line(cause: BqlabError) -> str:
+    return str(cause).splitlines()[0] if str(cause) else type(cause).__name__

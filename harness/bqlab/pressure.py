@@ -4,6 +4,8 @@
   default) with a given probability: deterministic, any kernel with FAIL_FUNCTION.
 - fail_page_alloc: fail order >= min_order page allocations that may not sleep
   (ignore-gfp-wait): NAPI's GFP_ATOMIC refills fail, a GFP_KERNEL refill work succeeds.
+  With task_filter: every page allocation of the commands marked for it (MAKE_IT_FAIL),
+  sleeping ones too: an ifup whose rings cannot be allocated.
 - memhog: stress-ng dirtying most of the free memory, with a swap file to push to.
 - balloon: the host inflates a virtio-balloon over QMP until the guest has `leave_mb` left.
 """
@@ -24,38 +26,59 @@ def _guest(vm: Vm, script: str, what: str, timeout: float = 60) -> str:
     return res.stdout
 
 
+# Written to /proc/self/make-it-fail before a command: with task_filter, only what that
+# command (and its children) does in process context fails, not the rest of the guest.
+MAKE_IT_FAIL = "echo 1 > /proc/self/make-it-fail; "
+
+
 @dataclass
 class FailFunction:
     vm: Vm
     function: str
     retval: int
     probability: int
+    interval: int = 1  # every interval-th call that passes the other tests may fail
+    task_filter: bool = False  # only tasks marked with MAKE_IT_FAIL
 
     def start(self) -> None:
-        _guest(self.vm, f"cd {FAIL_FUNCTION} && echo {self.function} > inject && "
+        # verbose first: each failure before it would print a stack on the console
+        _guest(self.vm, f"cd {FAIL_FUNCTION} && echo 0 > verbose && "
+               f"echo {self.function} > inject && "
                f"echo {self.retval} > {self.function}/retval && "
-               f"echo {self.probability} > probability && echo 1 > interval && "
-               "echo -1 > times && echo 0 > verbose",
+               f"echo {self.interval} > interval && echo -1 > times && "
+               f"echo {'Y' if self.task_filter else 'N'} > task-filter && "
+               f"echo {self.probability} > probability",
                f"fail_function on {self.function}")
 
     def stop(self) -> None:
-        _guest(self.vm, f"echo > {FAIL_FUNCTION}/inject", "clearing fail_function")
+        _guest(self.vm, f"echo > {FAIL_FUNCTION}/inject && echo N > {FAIL_FUNCTION}/task-filter",
+               "clearing fail_function")
 
 
 @dataclass
 class FailPageAlloc:
+    """Atomic allocations only (NAPI's refills), or with task_filter every allocation,
+    sleeping ones too, of the marked commands (ring and page_pool set-up in an ifup)."""
+
     vm: Vm
     probability: int
     min_order: int
+    task_filter: bool = False
 
     def start(self) -> None:
-        _guest(self.vm, f"cd {FAIL_PAGE_ALLOC} && echo Y > ignore-gfp-wait && "
-               f"echo N > ignore-gfp-highmem && echo {self.min_order} > min-order && "
-               "echo 1 > interval && echo -1 > times && echo 0 > verbose && "
+        # Marked commands: sleeping allocations fail too, but never user memory
+        # (__GFP_HIGHMEM: GFP_HIGHUSER page faults), or the marked process itself could
+        # not run, and would fault forever instead of reaching the driver.
+        only_atomic, user, marked = ("N", "Y", "Y") if self.task_filter else ("Y", "N", "N")
+        _guest(self.vm, f"cd {FAIL_PAGE_ALLOC} && echo 0 > verbose && "
+               f"echo {only_atomic} > ignore-gfp-wait && echo {user} > ignore-gfp-highmem && "
+               f"echo {self.min_order} > min-order && echo {marked} > task-filter && "
+               "echo 1 > interval && echo -1 > times && "
                f"echo {self.probability} > probability", "fail_page_alloc")
 
     def stop(self) -> None:
-        _guest(self.vm, f"echo 0 > {FAIL_PAGE_ALLOC}/probability", "stopping fail_page_alloc")
+        _guest(self.vm, f"echo 0 > {FAIL_PAGE_ALLOC}/probability && "
+               f"echo N > {FAIL_PAGE_ALLOC}/task-filter", "stopping fail_page_alloc")
 
 
 @dataclass

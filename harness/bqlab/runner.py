@@ -15,6 +15,7 @@ from .rundir import new_run_dir
 from .runstate import RunState
 from .scenario import Scenario
 from .scenario_steps import run_step
+from .ssh import CommandTimeout
 from .topology import Topology
 from .vm import VmConfig
 from .watchdog import Watchdog
@@ -126,7 +127,8 @@ def _run_steps(scenario: Scenario, topo: Topology, rep: RunReport) -> None:
             if not result.ok:
                 if result.details.get("timed_out"):
                     # A command that never came back: is the DUT still there?
-                    death = liveness.check_dut(state.topo.vms, InfraError(result.summary))
+                    timeout = CommandTimeout(result.summary, host=result.details["timed_out"])
+                    death = liveness.check_dut(state.topo.vms, timeout)
                     if death is not None:
                         raise DutDied(death)
                 break  # later steps assume this one worked

@@ -60,6 +60,9 @@ _VM = Scalar(str, choices=VM_NAMES)
 # failure; the steps after it check that the DUT survived (closing never may fail).
 MAY_FAIL = Field(Scalar(bool), default=False,
                  help="a change the driver refuses (e.g. ENOMEM) is no failure")
+# With a `task_filter` pressure: this step's commands are the ones that fail.
+INJECT = Field(Scalar(bool), default=False,
+               help="run the change marked for fault injection (pressure task_filter)")
 STEPS = {
     "ping": Struct({
         "from": Field(_VM, required=True),
@@ -109,6 +112,12 @@ STEPS = {
         "retval": Field(Scalar(int), default=0, help="fail_function: what it returns"),
         "probability": Field(Scalar(int, minimum=1, maximum=100), default=100,
                              help="fail_function, fail_page_alloc: percent of calls"),
+        "interval": Field(Scalar(int, minimum=1, maximum=100000), default=1,
+                          help="fail_function: only every interval-th call may fail"),
+        "task_filter": Field(Scalar(bool), default=False,
+                             help="fail_function, fail_page_alloc: fail only in the "
+                                  "commands of steps with `inject: true` (process "
+                                  "context, sleeping allocations too), not in NAPI"),
         "min_order": Field(Scalar(int, minimum=0, maximum=10), default=0,
                            help="fail_page_alloc"),
         "percent": Field(Scalar(int, minimum=1, maximum=100), default=90,
@@ -131,23 +140,28 @@ STEPS = {
                        default=lambda: [0.1, 0.5], help="[min, max] seconds, random"),
         "seed": Field(Scalar(int), default=1, help="for the dwell times"),
         "may_fail": MAY_FAIL,
+        "inject": INJECT,
     }),
     "ifdown_ifup": Struct({
         "times": Field(Scalar(int, minimum=1, maximum=1000), default=1),
         "may_fail": MAY_FAIL,
+        "inject": INJECT,
     }),
     "rings": Struct({
         "rx": Field(Scalar(int, minimum=8, maximum=4096), required=True),
         "tx": Field(Scalar(int, minimum=8, maximum=4096), default=None),
         "may_fail": MAY_FAIL,
+        "inject": INJECT,
     }),
     "channels": Struct({
         "combined": Field(Scalar(int, minimum=1, maximum=8), required=True),
         "may_fail": MAY_FAIL,
+        "inject": INJECT,
     }),
     "mtu": Struct({
         "mtu": Field(Scalar(int, minimum=68, maximum=9000), required=True),
         "may_fail": MAY_FAIL,
+        "inject": INJECT,
     }),
     "reload": Struct({"times": Field(Scalar(int, minimum=1, maximum=1000), default=1)}),
 }

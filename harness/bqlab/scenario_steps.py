@@ -36,7 +36,7 @@ def _ping(topo: Topology, step: dict) -> tuple[bool, str, dict]:
     try:
         res = src.run(cmd, timeout=10 + 2.5 * step["count"])
     except CommandTimeout as e:
-        return False, str(e), {"timed_out": True}
+        return False, str(e), {"timed_out": e.host}
     last = [ln for ln in res.stdout.splitlines() if "packets transmitted" in ln]
     stats = last[0] if last else res.stderr.strip()
     return res.ok, f"{step['from']} -> {step['to']} {target}: {stats}", {"output": res.stdout}
@@ -51,7 +51,7 @@ def _iperf3(topo: Topology, step: dict) -> tuple[bool, str, dict]:
         res = client.run(f"iperf3 -c {addr} -t {step['seconds']} -J",
                          timeout=step["seconds"] + 30)
     except CommandTimeout as e:
-        return False, str(e), {"timed_out": True}
+        return False, str(e), {"timed_out": e.host}
     try:
         data = json.loads(res.stdout)
         bps = data["end"]["sum_received"]["bits_per_second"]
@@ -67,7 +67,7 @@ def _shell(topo: Topology, step: dict) -> tuple[bool, str, dict]:
     try:
         res = topo[step["on"]].run(step["command"], timeout=step["timeout"])
     except CommandTimeout as e:
-        return False, str(e), {"timed_out": True}
+        return False, str(e), {"timed_out": e.host}
     ok = res.exit_status == step["expect_exit"]
     return ok, (f"{step['on']}: `{shlex.quote(step['command'])[:60]}` exited "
                 f"{res.exit_status} (expected {step['expect_exit']})"), \
@@ -103,12 +103,15 @@ def _pressure(state: RunState, step: dict) -> tuple[bool, str, dict]:
     dut = state.topo["dut"]
     kind = step["method"]
     if kind == "fail_function":
-        p = FailFunction(dut, step["function"], step["retval"], step["probability"])
-        what = f"fail_function {step['function']} at {step['probability']}%"
+        p = FailFunction(dut, step["function"], step["retval"], step["probability"],
+                         step["interval"], step["task_filter"])
+        what = f"fail_function {step['function']} at {step['probability']}%" + (
+            f", every {step['interval']}th call" if step["interval"] > 1 else "") + (
+            ", in marked commands only" if step["task_filter"] else "")
     elif kind == "fail_page_alloc":
-        p = FailPageAlloc(dut, step["probability"], step["min_order"])
-        what = f"fail_page_alloc (atomic, order >= {step['min_order']}) at " \
-               f"{step['probability']}%"
+        p = FailPageAlloc(dut, step["probability"], step["min_order"], step["task_filter"])
+        what = f"fail_page_alloc ({'marked commands' if step['task_filter'] else 'atomic'}, " \
+               f"order >= {step['min_order']}) at {step['probability']}%"
     elif kind == "memhog":
         p = MemHog(dut, step["percent"], step["workers"], step["swap_mb"])
         what = f"stress-ng --vm {step['percent']}% with {step['swap_mb']} MiB swap"

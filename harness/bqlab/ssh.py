@@ -31,7 +31,9 @@ class SshLost(InfraError):
 
 
 class CommandTimeout(InfraError):
-    pass
+    def __init__(self, message: str, host: str = ""):
+        super().__init__(message)
+        self.host = host  # the VM the command ran on
 
 
 class _PinnedHostKey(paramiko.MissingHostKeyPolicy):
@@ -104,7 +106,8 @@ class Ssh:
                     time.sleep(0.01)
         except TimeoutError as e:
             chan.close()
-            raise CommandTimeout(f"{self.name}: `{command}` timed out after {timeout}s") from e
+            raise CommandTimeout(f"{self.name}: `{command}` timed out after {timeout}s",
+                                 host=self.name) from e
         except (paramiko.SSHException, OSError, EOFError) as e:
             chan.close()
             raise SshLost(f"{self.name}: SSH failed during `{command}`: "

@@ -105,3 +105,20 @@ def test_recorded_lab_failure_with_a_clean_console_stays_an_error(tmp_path: Path
     quiet.write_text("[    1.0] bqlab-init: starting sshd\n")
     rep = _finish(tmp_path, quiet, None, "peer: QMP call timed out after 10s")
     assert rep.exit_code == ExitCode.INFRA_FAILURE and rep.verdict == "ERROR"
+
+
+def test_a_dut_command_that_never_returns_is_a_death_even_if_ssh_answers(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from bqlab.ssh import CommandTimeout
+
+    monkeypatch.setattr(liveness, "answers", lambda vm, timeout=0: True)
+    dut = FakeVm()
+    ran: list[str] = []
+    dut.run = lambda command, timeout=0: ran.append(command)  # type: ignore[attr-defined]
+    stuck = CommandTimeout("dut: `ethtool -G test0 rx 512` timed out after 120s", host="dut")
+    death = liveness.check_dut({"dut": dut}, stuck)
+    assert death is not None and "never completed" in death.how and "ethtool" in death.how
+    assert any("sysrq-trigger" in c for c in ran)  # where it is stuck goes to the console
+    # the same timeout on the peer, with the DUT answering, is not the DUT's
+    peer_slow = CommandTimeout("peer: `pktgen` timed out after 60s", host="peer")
+    assert liveness.check_dut({"dut": FakeVm()}, peer_slow) is None

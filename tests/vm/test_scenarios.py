@@ -11,7 +11,8 @@ from bqlab.verdicts import MAX_BUFFERS_PER_FRAME
 
 from .conftest import only_report, run_bqlab
 
-POSITIVE = ["rx-stall", "rx-stall-memhog", "xdp-cycles", "teardown"]
+POSITIVE = ["rx-stall", "rx-stall-memhog", "xdp-cycles", "teardown",
+            "reconfigure-under-failure"]
 NEGATIVE = ["rx-stall-buggy", "teardown-leak", "xdp-tx-leak"]
 
 
@@ -43,7 +44,7 @@ def test_positive_scenario_passes(name: str, built, bqlab_env: dict[str, str],
     assert (code, report["verdict"]) == (0, "PASS"), report["diagnosis"]
     assert report["expectation"]["met"], report["expectation"]
     assert report["verdicts"] and all(v["verdict"] == "PASS" for v in report["verdicts"])
-    if name.startswith("rx-stall"):
+    if name.startswith("rx-stall") or name == "reconfigure-under-failure":
         # PASS means it recovered from a real starvation, not that nothing happened
         stall = _verdict(report, "rx-stall")
         assert stall["pressure"] and stall["pressure"][0][1] > stall["pressure"][0][0]
