@@ -47,6 +47,8 @@
 #define BQNIC_CTRL_IRQ_AUTO	BIT(7)	/* a queue's message masks it */
 
 #define BQNIC_STATUS_LINK_UP	BIT(0)
+#define BQNIC_STATUS_DMA_ERR	BIT(1)	/* a DMA failed since reset */
+#define BQNIC_STATUS_QSTOPPED	BIT(2)	/* a queue is stopped until reset */
 #define BQNIC_MISC_LINK		BIT(0)
 #define BQNIC_MISC_DMA_ERR	BIT(1)
 
@@ -111,7 +113,7 @@ struct bqnic_txd {
 
 #define BQNIC_TXD_EOP		BIT(0)
 #define BQNIC_TXD_CSUM		BIT(1)
-#define BQNIC_TXD_DONE		BIT(15)
+#define BQNIC_TXD_DONE		BIT(15)	/* written by the device */
 #define BQNIC_TX_MAX_FRAGS	16
 
 /* Buffers: whole pool pages, the device writes after XDP_PACKET_HEADROOM. */
@@ -135,6 +137,7 @@ struct bqnic_bq {
 	u32 reg_prod;		/* doorbell register */
 };
 
+/* Written by the queue's NAPI poll and its refill work (NAPI disabled) */
 struct bqnic_rx_stats {
 	u64 packets;
 	u64 bytes;
@@ -146,14 +149,29 @@ struct bqnic_rx_stats {
 	u64 xdp_drop;
 	u64 xdp_tx;
 	u64 xdp_redirect;
+	u64 dropped;
 	struct u64_stats_sync syncp;
 };
 
+/* Written by the tx completion, in the queue's NAPI poll */
 struct bqnic_tx_stats {
 	u64 packets;
 	u64 bytes;
-	u64 busy;
 	struct u64_stats_sync syncp;
+};
+
+/* Written by ndo_start_xmit, under the tx queue's xmit lock */
+struct bqnic_xmit_stats {
+	u64 busy;
+	u64 dropped;
+	struct u64_stats_sync syncp;
+};
+
+/* One queue's counters: they outlive the rings, across reconfigurations */
+struct bqnic_queue_stats {
+	struct bqnic_rx_stats rx;
+	struct bqnic_tx_stats tx;
+	struct bqnic_xmit_stats xmit;
 };
 
 struct bqnic_tx_slot {
@@ -167,12 +185,19 @@ struct bqnic_tx_slot {
 
 struct bqnic_priv;
 
-/* One queue pair: rx (cq + sbq + lbq), tx, one NAPI, one MSI-X vector */
+/*
+ * One queue pair: rx (cq + sbq + lbq), tx, one NAPI, a handler on one MSI-X
+ * vector. A configuration is an array of them: a reconfiguration allocates a
+ * new array (rings, page_pools, NAPIs, handlers) while the old one runs on,
+ * then swaps the two and frees the old one.
+ */
 struct bqnic_qp {
 	struct bqnic_priv *priv;
 	u32 qid;
 	struct napi_struct napi;
 	char irq_name[IFNAMSIZ + 8];
+	bool irq_requested;
+	struct bqnic_queue_stats *stats;	/* priv->stats[qid] */
 
 	/* rx */
 	struct bqnic_cqe *cq;
@@ -185,7 +210,7 @@ struct bqnic_qp {
 	struct xdp_rxq_info xdp_rxq;
 	struct delayed_work refill_work;
 	bool refill_allowed;	/* under priv->refill_lock */
-	struct bqnic_rx_stats rx_stats;
+	u32 fill_failures;	/* of the first fill, not counted yet */
 
 	/* tx, shared by the stack and XDP_TX/ndo_xdp_xmit (under tx_lock) */
 	struct bqnic_txd *txd;
@@ -195,7 +220,6 @@ struct bqnic_qp {
 	u32 tx_prod;
 	u32 tx_clean;
 	spinlock_t tx_lock;		/* tx ring: stack, XDP_TX, ndo_xdp_xmit */
-	struct bqnic_tx_stats tx_stats;
 };
 
 struct bqnic_priv {
@@ -209,7 +233,8 @@ struct bqnic_priv {
 	u32 rx_usecs;		/* interrupt moderation (ITR) */
 	struct bpf_prog *xdp_prog;
 	bool rings_ready;	/* rings exist: ndo_xdp_xmit may use them */
-	struct bqnic_qp *qps;
+	struct bqnic_qp *qps;	/* num_queues of them while up, else NULL */
+	struct bqnic_queue_stats *stats;	/* max_queues of them */
 	spinlock_t refill_lock;	/* protects qp->refill_allowed */
 	u64 dma_errors;
 };

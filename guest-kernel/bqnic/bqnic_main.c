@@ -10,6 +10,12 @@
  * GFP_KERNEL, as qlge's "Fix rx stall in case of allocation failures" and
  * virtio_net's refill work do.
  *
+ * A reconfiguration (ring sizes, channels, XDP) allocates the new queues first
+ * and swaps them in only when everything is there, so a failure under memory
+ * pressure leaves the running queues untouched (fbnic's set_ringparam does the
+ * same). An open whose first fill fails starts anyway and lets the refill work
+ * fill the queues ("if oom use wq", as virtnet_open does).
+ *
  * Module parameters that bring known bugs back, so that bqlab can prove it
  * catches them (all off by default):
  *   refill_fallback=0  refill only from NAPI: an emptied queue stays empty
@@ -96,15 +102,13 @@ static noinline struct page *bqnic_alloc_rx_page(struct page_pool *pool,
 ALLOW_ERROR_INJECTION(bqnic_alloc_rx_page, NULL);
 
 /*
- * Post buffers until the queue is full; false if an allocation failed. Like
- * qlge, wait until a batch is missing: one doorbell for many buffers.
+ * Put buffers into the ring until it is full; false if an allocation failed.
+ * Like qlge, wait until a batch is missing: one doorbell for many buffers.
+ * The doorbell and the count of the failure are the caller's.
  */
-static bool bqnic_refill_bq(struct bqnic_qp *qp, struct bqnic_bq *bq, gfp_t gfp)
+static bool bqnic_fill_bq(struct bqnic_qp *qp, struct bqnic_bq *bq, gfp_t gfp)
 {
 	u32 batch = min_t(u32, BQNIC_REFILL_BATCH, bq->size / 4);
-	struct bqnic_priv *priv = qp->priv;
-	u32 posted = 0;
-	bool ok = true;
 
 	if (bq->size - bqnic_bq_outstanding(bq) < batch)
 		return true;
@@ -114,25 +118,47 @@ static bool bqnic_refill_bq(struct bqnic_qp *qp, struct bqnic_bq *bq, gfp_t gfp)
 		struct page *page;
 
 		page = bqnic_alloc_rx_page(qp->pool, gfp);
-		if (!page) {
-			u64_stats_update_begin(&qp->rx_stats.syncp);
-			qp->rx_stats.alloc_fail++;
-			u64_stats_update_end(&qp->rx_stats.syncp);
-			ok = false;
-			break;
-		}
+		if (!page)
+			return false;
 		bq->bufs[slot].page = page;
 		bq->ring[slot] = cpu_to_le64(page_pool_get_dma_addr(page) +
 					     BQNIC_HEADROOM);
 		bq->prod++;
-		posted++;
 	}
-	if (posted) {
-		/* Entries must be visible before the doorbell hands them over. */
-		dma_wmb();
-		bqnic_wr(priv, BQNIC_Q(qp->qid, bq->reg_prod), bq->prod);
-	}
+	return true;
+}
+
+static void bqnic_bq_doorbell(struct bqnic_qp *qp, struct bqnic_bq *bq)
+{
+	/* Entries must be visible before the doorbell hands them over. */
+	dma_wmb();
+	bqnic_wr(qp->priv, BQNIC_Q(qp->qid, bq->reg_prod), bq->prod);
+}
+
+/* From the queue's NAPI poll, or its refill work with NAPI disabled */
+static void bqnic_count_alloc_fail(struct bqnic_qp *qp, u32 n)
+{
+	u64_stats_update_begin(&qp->stats->rx.syncp);
+	qp->stats->rx.alloc_fail += n;
+	u64_stats_update_end(&qp->stats->rx.syncp);
+}
+
+/* Post buffers until the queue is full; false if an allocation failed. */
+static bool bqnic_refill_bq(struct bqnic_qp *qp, struct bqnic_bq *bq, gfp_t gfp)
+{
+	u32 prod = bq->prod;
+	bool ok = bqnic_fill_bq(qp, bq, gfp);
+
+	if (bq->prod != prod)
+		bqnic_bq_doorbell(qp, bq);
+	if (!ok)
+		bqnic_count_alloc_fail(qp, 1);
 	return ok;
+}
+
+static bool bqnic_bq_full(const struct bqnic_bq *bq)
+{
+	return bqnic_bq_outstanding(bq) == bq->size;
 }
 
 /* The device needs buffers in both queues to keep receiving. */
@@ -167,9 +193,8 @@ static void bqnic_refill_work(struct work_struct *work)
 {
 	struct bqnic_qp *qp = container_of(to_delayed_work(work),
 					   struct bqnic_qp, refill_work);
-	bool ok;
-
 	u32 before;
+	bool ok;
 
 	/* NAPI owns the rings and the pool's lockless cache: keep it off. */
 	napi_disable(&qp->napi);
@@ -177,9 +202,9 @@ static void bqnic_refill_work(struct work_struct *work)
 	ok = bqnic_refill(qp, GFP_KERNEL);
 	napi_enable(&qp->napi);
 
-	u64_stats_update_begin(&qp->rx_stats.syncp);
-	qp->rx_stats.refill_work_runs++;
-	u64_stats_update_end(&qp->rx_stats.syncp);
+	u64_stats_update_begin(&qp->stats->rx.syncp);
+	qp->stats->rx.refill_work_runs++;
+	u64_stats_update_end(&qp->stats->rx.syncp);
 
 	/*
 	 * The device has buffers again: let NAPI deliver what arrives. If
@@ -231,22 +256,25 @@ static void bqnic_tx_slot_free(struct bqnic_qp *qp, struct bqnic_tx_slot *s,
 	memset(s, 0, sizeof(*s));
 }
 
+/*
+ * The device sets DONE in each descriptor it has completed, after it read the
+ * descriptor's buffer: no register read per poll. A descriptor we write never
+ * carries DONE, so one from the ring's previous pass is never taken for new.
+ */
 static int bqnic_tx_clean(struct bqnic_qp *qp, int budget)
 {
 	struct bqnic_priv *priv = qp->priv;
 	struct netdev_queue *txq = netdev_get_tx_queue(priv->ndev, qp->qid);
-	u32 hw_cons, pkts = 0, bytes = 0;
+	u32 pkts = 0, bytes = 0;
 
 	spin_lock(&qp->tx_lock);
-	hw_cons = bqnic_rd(priv, BQNIC_Q(qp->qid, BQNIC_Q_TX_CONS));
-	if (hw_cons - qp->tx_clean > qp->tx_prod - qp->tx_clean) {
-		spin_unlock(&qp->tx_lock);
-		return 0;	/* stale or bogus: never run past what we posted */
-	}
-	while (qp->tx_clean != hw_cons) {
-		struct bqnic_tx_slot *s;
+	while (qp->tx_clean != qp->tx_prod) {
+		u32 slot = qp->tx_clean & (qp->tx_size - 1);
+		struct bqnic_tx_slot *s = &qp->tx_slots[slot];
 
-		s = &qp->tx_slots[qp->tx_clean & (qp->tx_size - 1)];
+		if (!(READ_ONCE(qp->txd[slot].flags) & cpu_to_le16(BQNIC_TXD_DONE)))
+			break;
+		dma_rmb();	/* DONE before anything else of the slot */
 		if (s->skb) {
 			pkts++;
 			bytes += s->skb->len;
@@ -257,10 +285,10 @@ static int bqnic_tx_clean(struct bqnic_qp *qp, int budget)
 	spin_unlock(&qp->tx_lock);
 
 	if (pkts) {
-		u64_stats_update_begin(&qp->tx_stats.syncp);
-		qp->tx_stats.packets += pkts;
-		qp->tx_stats.bytes += bytes;
-		u64_stats_update_end(&qp->tx_stats.syncp);
+		u64_stats_update_begin(&qp->stats->tx.syncp);
+		qp->stats->tx.packets += pkts;
+		qp->stats->tx.bytes += bytes;
+		u64_stats_update_end(&qp->stats->tx.syncp);
 		netdev_tx_completed_queue(txq, pkts, bytes);
 	}
 	if (netif_tx_queue_stopped(txq) && bqnic_tx_free(qp) >= BQNIC_TX_WAKE)
@@ -312,9 +340,9 @@ static netdev_tx_t bqnic_start_xmit(struct sk_buff *skb,
 	if (bqnic_tx_free(qp) < nfrags + 1) {
 		netif_tx_stop_queue(txq);
 		spin_unlock(&qp->tx_lock);
-		u64_stats_update_begin(&qp->tx_stats.syncp);
-		qp->tx_stats.busy++;
-		u64_stats_update_end(&qp->tx_stats.syncp);
+		u64_stats_update_begin(&qp->stats->xmit.syncp);
+		qp->stats->xmit.busy++;
+		u64_stats_update_end(&qp->stats->xmit.syncp);
 		return NETDEV_TX_BUSY;
 	}
 
@@ -364,7 +392,9 @@ unlock_drop:
 	spin_unlock(&qp->tx_lock);
 drop:
 	dev_kfree_skb_any(skb);
-	ndev->stats.tx_dropped++;
+	u64_stats_update_begin(&qp->stats->xmit.syncp);
+	qp->stats->xmit.dropped++;
+	u64_stats_update_end(&qp->stats->xmit.syncp);
 	return NETDEV_TX_OK;
 }
 
@@ -396,8 +426,12 @@ static int bqnic_xdp_xmit(struct net_device *ndev, int n,
 
 	if (unlikely(flags & ~XDP_XMIT_FLAGS_MASK))
 		return -EINVAL;
-	/* Callers run under rcu_read_lock; bqnic_down() waits them out. */
-	if (!READ_ONCE(priv->rings_ready) || !netif_carrier_ok(ndev))
+	/*
+	 * Callers run under rcu_read_lock; bqnic_stop_queues() waits them out.
+	 * Paired with the release in bqnic_start_queues(): qps and num_queues
+	 * are those of the running configuration.
+	 */
+	if (!smp_load_acquire(&priv->rings_ready) || !netif_carrier_ok(ndev))
 		return -ENETDOWN;
 	qp = &priv->qps[smp_processor_id() % priv->num_queues];
 
@@ -463,16 +497,16 @@ static enum bqnic_xdp_verdict bqnic_run_xdp(struct bqnic_qp *qp,
 				page_pool_recycle_direct(qp->pool, page);
 			return BQNIC_XDP_CONSUMED;
 		}
-		u64_stats_update_begin(&qp->rx_stats.syncp);
-		qp->rx_stats.xdp_tx++;
-		u64_stats_update_end(&qp->rx_stats.syncp);
+		u64_stats_update_begin(&qp->stats->rx.syncp);
+		qp->stats->rx.xdp_tx++;
+		u64_stats_update_end(&qp->stats->rx.syncp);
 		return BQNIC_XDP_CONSUMED;
 	case XDP_REDIRECT:
 		if (xdp_do_redirect(ndev, xdp, prog))
 			goto drop;
-		u64_stats_update_begin(&qp->rx_stats.syncp);
-		qp->rx_stats.xdp_redirect++;
-		u64_stats_update_end(&qp->rx_stats.syncp);
+		u64_stats_update_begin(&qp->stats->rx.syncp);
+		qp->stats->rx.xdp_redirect++;
+		u64_stats_update_end(&qp->stats->rx.syncp);
 		return BQNIC_XDP_REDIRECTED;
 	default:
 		bpf_warn_invalid_xdp_action(ndev, prog, act);
@@ -485,11 +519,21 @@ static enum bqnic_xdp_verdict bqnic_run_xdp(struct bqnic_qp *qp,
 	}
 drop:
 	page_pool_recycle_direct(qp->pool, page);
-	u64_stats_update_begin(&qp->rx_stats.syncp);
-	qp->rx_stats.xdp_drop++;
-	u64_stats_update_end(&qp->rx_stats.syncp);
+	u64_stats_update_begin(&qp->stats->rx.syncp);
+	qp->stats->rx.xdp_drop++;
+	u64_stats_update_end(&qp->stats->rx.syncp);
 	return BQNIC_XDP_CONSUMED;
 }
+
+/*
+ * Every rx skb is built here, so fail_function can drive the rx drop path:
+ * echo bqnic_build_skb > /sys/kernel/debug/fail_function/inject
+ */
+static noinline struct sk_buff *bqnic_build_skb(void *data)
+{
+	return napi_build_skb(data, PAGE_SIZE);
+}
+ALLOW_ERROR_INJECTION(bqnic_build_skb, NULL);
 
 static struct page *bqnic_bq_pop(struct bqnic_qp *qp, struct bqnic_bq *bq,
 				 u32 len)
@@ -543,7 +587,7 @@ static bool bqnic_rx_one(struct bqnic_qp *qp, const struct bqnic_cqe *cqe,
 		len = head_len;
 	}
 
-	skb = napi_build_skb(page_address(page), PAGE_SIZE);
+	skb = bqnic_build_skb(page_address(page));
 	if (unlikely(!skb)) {
 		page_pool_recycle_direct(qp->pool, page);
 		goto drop_rest;
@@ -576,12 +620,12 @@ static bool bqnic_rx_one(struct bqnic_qp *qp, const struct bqnic_cqe *cqe,
 			     PKT_HASH_TYPE_L4 : PKT_HASH_TYPE_L3);
 	skb_record_rx_queue(skb, qp->qid);
 
-	u64_stats_update_begin(&qp->rx_stats.syncp);
-	qp->rx_stats.packets++;
-	qp->rx_stats.bytes += len;
+	u64_stats_update_begin(&qp->stats->rx.syncp);
+	qp->stats->rx.packets++;
+	qp->stats->rx.bytes += len;
 	if (skb->ip_summed == CHECKSUM_UNNECESSARY)
-		qp->rx_stats.csum_ok++;
-	u64_stats_update_end(&qp->rx_stats.syncp);
+		qp->stats->rx.csum_ok++;
+	u64_stats_update_end(&qp->stats->rx.syncp);
 	napi_gro_receive(&qp->napi, skb);
 	return false;
 
@@ -596,7 +640,10 @@ drop_rest:
 		if (page)
 			page_pool_recycle_direct(qp->pool, page);
 	}
-	ndev->stats.rx_dropped++;
+	/* Per queue: NAPI polls of other queues run on other CPUs. */
+	u64_stats_update_begin(&qp->stats->rx.syncp);
+	qp->stats->rx.dropped++;
+	u64_stats_update_end(&qp->stats->rx.syncp);
 	return false;
 }
 
@@ -632,12 +679,12 @@ static int bqnic_poll(struct napi_struct *napi, int budget)
 	if (work && !bqnic_refill(qp, GFP_ATOMIC | __GFP_NOWARN)) {
 		if (!bqnic_bq_outstanding(&qp->sbq) ||
 		    !bqnic_bq_outstanding(&qp->lbq)) {
-			u64_stats_update_begin(&qp->rx_stats.syncp);
+			u64_stats_update_begin(&qp->stats->rx.syncp);
 			if (!bqnic_bq_outstanding(&qp->sbq))
-				qp->rx_stats.sbq_empty++;
+				qp->stats->rx.sbq_empty++;
 			if (!bqnic_bq_outstanding(&qp->lbq))
-				qp->rx_stats.lbq_empty++;
-			u64_stats_update_end(&qp->rx_stats.syncp);
+				qp->stats->rx.lbq_empty++;
+			u64_stats_update_end(&qp->stats->rx.syncp);
 		}
 		/*
 		 * Without buffers the device drops frames and raises no
@@ -656,6 +703,10 @@ static int bqnic_poll(struct napi_struct *napi, int budget)
 	return work;
 }
 
+/*
+ * Shared while a reconfiguration builds the next queues: the handler of the
+ * queue that is not running finds its NAPI disabled, and does nothing.
+ */
 static irqreturn_t bqnic_queue_irq(int irq, void *data)
 {
 	struct bqnic_qp *qp = data;
@@ -664,6 +715,22 @@ static irqreturn_t bqnic_queue_irq(int irq, void *data)
 	napi_schedule(&qp->napi);
 	return IRQ_HANDLED;
 }
+
+/*
+ * Every queue vector is requested here, so fail_function can fail exactly
+ * this driver's bring-up:
+ * echo bqnic_request_irq > /sys/kernel/debug/fail_function/inject
+ */
+static noinline int bqnic_request_irq(struct bqnic_qp *qp)
+{
+	struct bqnic_priv *priv = qp->priv;
+
+	snprintf(qp->irq_name, sizeof(qp->irq_name), "%s-q%u", priv->ndev->name,
+		 qp->qid);
+	return request_irq(pci_irq_vector(priv->pdev, qp->qid), bqnic_queue_irq,
+			   IRQF_SHARED, qp->irq_name, qp);
+}
+ALLOW_ERROR_INJECTION(bqnic_request_irq, ERRNO);
 
 static void bqnic_update_link(struct bqnic_priv *priv)
 {
@@ -690,11 +757,18 @@ static irqreturn_t bqnic_misc_irq(int irq, void *data)
 
 /* ---- bring-up and teardown of one queue pair ---- */
 
+/*
+ * Free what bqnic_qp_alloc() and bqnic_qps_alloc() set up, whatever part of
+ * it they got to. NAPI is disabled: never enabled, or by bqnic_stop_queues().
+ */
 static void bqnic_qp_free(struct bqnic_qp *qp)
 {
 	struct device *dev = &qp->priv->pdev->dev;
 	u32 i;
 
+	if (qp->irq_requested)
+		free_irq(pci_irq_vector(qp->priv->pdev, qp->qid), qp);
+	qp->irq_requested = false;
 	if (qp->tx_slots) {
 		for (i = qp->tx_clean; i != qp->tx_prod; i++)
 			bqnic_tx_slot_free(qp, &qp->tx_slots[i & (qp->tx_size - 1)], 0);
@@ -731,6 +805,8 @@ static void bqnic_qp_free(struct bqnic_qp *qp)
 	qp->sbq.ring = NULL;
 	qp->lbq.ring = NULL;
 	qp->txd = NULL;
+	/* The caller waits for RCU readers before the memory goes. */
+	__netif_napi_del(&qp->napi);
 }
 
 static int bqnic_bq_alloc(struct device *dev, struct bqnic_bq *bq, u32 size,
@@ -746,54 +822,141 @@ static int bqnic_bq_alloc(struct device *dev, struct bqnic_bq *bq, u32 size,
 	return bq->ring && bq->bufs ? 0 : -ENOMEM;
 }
 
-static int bqnic_qp_alloc(struct bqnic_qp *qp)
+/* What a configuration of the queues is made of */
+struct bqnic_params {
+	u32 queues;
+	u32 rx_ring;
+	u32 tx_ring;
+	struct bpf_prog *prog;
+};
+
+static struct bqnic_params bqnic_cur_params(const struct bqnic_priv *priv)
 {
-	struct bqnic_priv *priv = qp->priv;
+	return (struct bqnic_params) {
+		.queues = priv->num_queues,
+		.rx_ring = priv->rx_ring_size,
+		.tx_ring = priv->tx_ring_size,
+		.prog = priv->xdp_prog,
+	};
+}
+
+/*
+ * Rings, page_pool and NAPI of one queue pair, with its buffer queues filled
+ * as far as memory allows. Nothing here touches the device, which may still
+ * be running the queues this one replaces.
+ */
+static int bqnic_qp_alloc(struct bqnic_priv *priv, struct bqnic_qp *qp,
+			  u32 qid, const struct bqnic_params *p)
+{
 	struct device *dev = &priv->pdev->dev;
 	struct page_pool_params pp = {
 		.flags = PP_FLAG_DMA_MAP | PP_FLAG_DMA_SYNC_DEV,
 		.order = 0,
-		.pool_size = 2 * priv->rx_ring_size,
+		.pool_size = 2 * p->rx_ring,
 		.nid = dev_to_node(dev),
 		.dev = dev,
 		.napi = &qp->napi,
 		.netdev = priv->ndev,
-		.queue_idx = qp->qid,
-		.dma_dir = priv->xdp_prog ? DMA_BIDIRECTIONAL : DMA_FROM_DEVICE,
+		.queue_idx = qid,
+		.dma_dir = p->prog ? DMA_BIDIRECTIONAL : DMA_FROM_DEVICE,
 		.offset = BQNIC_HEADROOM,
 		.max_len = BQNIC_LBQ_BUF_SIZE,
 	};
-	int err;
+	int err = -ENOMEM;
 
-	qp->cq_size = priv->rx_ring_size;
-	qp->cq_cons = 0;
+	qp->priv = priv;
+	qp->qid = qid;
+	qp->stats = &priv->stats[qid];
+	spin_lock_init(&qp->tx_lock);
+	INIT_DELAYED_WORK(&qp->refill_work, bqnic_refill_work);
+	netif_napi_add(priv->ndev, &qp->napi, bqnic_poll);
+
+	qp->cq_size = p->rx_ring;
 	qp->cq = dma_alloc_coherent(dev, qp->cq_size * sizeof(*qp->cq),
 				    &qp->cq_dma, GFP_KERNEL);
-	err = bqnic_bq_alloc(dev, &qp->sbq, priv->rx_ring_size,
-			     BQNIC_Q_SBQ_PROD);
-	err = err ?: bqnic_bq_alloc(dev, &qp->lbq, priv->rx_ring_size,
-				    BQNIC_Q_LBQ_PROD);
-	qp->tx_size = priv->tx_ring_size;
-	qp->tx_prod = 0;
-	qp->tx_clean = 0;
+	if (!qp->cq)
+		goto err;
+	if (bqnic_bq_alloc(dev, &qp->sbq, p->rx_ring, BQNIC_Q_SBQ_PROD) ||
+	    bqnic_bq_alloc(dev, &qp->lbq, p->rx_ring, BQNIC_Q_LBQ_PROD))
+		goto err;
+	qp->tx_size = p->tx_ring;
 	qp->txd = dma_alloc_coherent(dev, qp->tx_size * sizeof(*qp->txd),
 				     &qp->txd_dma, GFP_KERNEL);
 	qp->tx_slots = kcalloc(qp->tx_size, sizeof(*qp->tx_slots), GFP_KERNEL);
-	if (err || !qp->cq || !qp->txd || !qp->tx_slots)
-		return -ENOMEM;
+	if (!qp->txd || !qp->tx_slots)
+		goto err;
 
 	qp->pool = page_pool_create(&pp);
 	if (IS_ERR(qp->pool)) {
 		err = PTR_ERR(qp->pool);
 		qp->pool = NULL;
-		return err;
+		goto err;
 	}
-	err = xdp_rxq_info_reg(&qp->xdp_rxq, priv->ndev, qp->qid,
+	err = xdp_rxq_info_reg(&qp->xdp_rxq, priv->ndev, qid,
 			       qp->napi.napi_id);
 	if (err)
-		return err;
-	return xdp_rxq_info_reg_mem_model(&qp->xdp_rxq, MEM_TYPE_PAGE_POOL,
-					  qp->pool);
+		goto err;
+	err = xdp_rxq_info_reg_mem_model(&qp->xdp_rxq, MEM_TYPE_PAGE_POOL,
+					 qp->pool);
+	if (err)
+		goto err;
+
+	/*
+	 * Not an error if this falls short: bqnic_start_queues() hands the
+	 * device what there is and leaves the rest to the refill work. The
+	 * failures are counted there: the queue this one replaces may be
+	 * counting its own in NAPI right now.
+	 */
+	qp->fill_failures = !bqnic_fill_bq(qp, &qp->sbq, GFP_KERNEL) +
+			    !bqnic_fill_bq(qp, &qp->lbq, GFP_KERNEL);
+	return 0;
+
+err:
+	bqnic_qp_free(qp);
+	return err;
+}
+
+static void bqnic_qps_free(struct bqnic_qp *qps, u32 n)
+{
+	u32 i;
+
+	for (i = 0; i < n; i++)
+		bqnic_qp_free(&qps[i]);
+	synchronize_net();	/* __netif_napi_del(): NAPI readers are gone */
+	kfree(qps);
+}
+
+/*
+ * Everything a configuration needs, allocated while the current one (if any)
+ * keeps running: on failure, what was allocated is freed and the device and
+ * the running queues are as they were.
+ */
+static struct bqnic_qp *bqnic_qps_alloc(struct bqnic_priv *priv,
+					const struct bqnic_params *p)
+{
+	struct bqnic_qp *qps;
+	u32 n, i;
+	int err;
+
+	qps = kcalloc(p->queues, sizeof(*qps), GFP_KERNEL);
+	if (!qps)
+		return ERR_PTR(-ENOMEM);
+	for (n = 0; n < p->queues; n++) {
+		err = bqnic_qp_alloc(priv, &qps[n], n, p);
+		if (err)
+			goto free;
+	}
+	for (i = 0; i < p->queues; i++) {
+		err = bqnic_request_irq(&qps[i]);
+		if (err)
+			goto free;
+		qps[i].irq_requested = true;
+	}
+	return qps;
+
+free:
+	bqnic_qps_free(qps, n);
+	return ERR_PTR(err);
 }
 
 static void bqnic_qp_program(struct bqnic_qp *qp)
@@ -839,7 +1002,20 @@ static void bqnic_rss_init(struct bqnic_priv *priv)
 	}
 }
 
-static void bqnic_down(struct bqnic_priv *priv)
+/* BQL: what was queued is gone, completed or freed with its ring. */
+static void bqnic_reset_bql(struct bqnic_priv *priv)
+{
+	u32 i;
+
+	for (i = 0; i < priv->max_queues; i++)
+		netdev_tx_reset_queue(netdev_get_tx_queue(priv->ndev, i));
+}
+
+/*
+ * Stop the device, the stack and NAPI using priv->qps. The rings stay
+ * allocated: bqnic_qps_free() takes them back.
+ */
+static void bqnic_stop_queues(struct bqnic_priv *priv)
 {
 	struct net_device *ndev = priv->ndev;
 	u32 i;
@@ -855,6 +1031,7 @@ static void bqnic_down(struct bqnic_priv *priv)
 		bqnic_wr(priv, BQNIC_Q(i, BQNIC_Q_RXQ_CTRL), 0);
 		bqnic_wr(priv, BQNIC_Q(i, BQNIC_Q_TXQ_CTRL), 0);
 	}
+	bqnic_rd(priv, BQNIC_REG_STATUS);	/* flush the posted writes */
 
 	spin_lock_bh(&priv->refill_lock);
 	for (i = 0; i < priv->num_queues; i++)
@@ -867,104 +1044,166 @@ static void bqnic_down(struct bqnic_priv *priv)
 		/* The work disables NAPI itself: it must be gone first. */
 		cancel_delayed_work_sync(&qp->refill_work);
 		napi_disable(&qp->napi);
+		netif_queue_set_napi(ndev, i, NETDEV_QUEUE_TYPE_RX, NULL);
+		netif_queue_set_napi(ndev, i, NETDEV_QUEUE_TYPE_TX, NULL);
 	}
 	/* A tx completion in a NAPI poll that ran after the first
 	 * netif_tx_disable() may have woken its queue again; with every NAPI
 	 * off, nothing can wake one any more once this returns.
 	 */
 	netif_tx_disable(ndev);
-
-	for (i = 0; i < priv->num_queues; i++) {
-		struct bqnic_qp *qp = &priv->qps[i];
-
-		free_irq(pci_irq_vector(priv->pdev, i), qp);
-		netif_queue_set_napi(ndev, i, NETDEV_QUEUE_TYPE_RX, NULL);
-		netif_queue_set_napi(ndev, i, NETDEV_QUEUE_TYPE_TX, NULL);
-		bqnic_qp_free(qp);
-		netif_napi_del(&qp->napi);
-	}
 }
 
-static int bqnic_up(struct bqnic_priv *priv)
+/*
+ * Program the device for priv->qps and start the queues. Cannot fail: all
+ * that can is done by bqnic_qps_alloc() before.
+ */
+static void bqnic_start_queues(struct bqnic_priv *priv)
 {
 	struct net_device *ndev = priv->ndev;
-	u32 i, queues = priv->num_queues;
-	int err;
+	u32 i;
 
+	/* A DMA error stopped a queue: only a reset brings it back (SPEC 7). */
+	if (bqnic_rd(priv, BQNIC_REG_STATUS) &
+	    (BQNIC_STATUS_DMA_ERR | BQNIC_STATUS_QSTOPPED)) {
+		netdev_warn(ndev, "resetting the device after a DMA error\n");
+		bqnic_wr(priv, BQNIC_REG_CTRL, BQNIC_CTRL_RESET);
+	}
 	bqnic_wr(priv, BQNIC_REG_SBQ_BUF_SIZE, BQNIC_SBQ_BUF_SIZE);
 	bqnic_wr(priv, BQNIC_REG_LBQ_BUF_SIZE, BQNIC_LBQ_BUF_SIZE);
 	bqnic_wr(priv, BQNIC_REG_MAX_FRAME, ndev->mtu + ETH_HLEN);
+	bqnic_reset_bql(priv);
 
 	for (i = 0; i < priv->num_queues; i++) {
 		struct bqnic_qp *qp = &priv->qps[i];
 
-		netif_napi_add(ndev, &qp->napi, bqnic_poll);
-		err = bqnic_qp_alloc(qp);
-		if (err)
-			goto fail;
+		if (qp->fill_failures)
+			bqnic_count_alloc_fail(qp, qp->fill_failures);
+		qp->fill_failures = 0;
 		bqnic_qp_program(qp);
-		bqnic_refill(qp, GFP_KERNEL);
-		snprintf(qp->irq_name, sizeof(qp->irq_name), "%s-q%u",
-			 ndev->name, i);
-		err = request_irq(pci_irq_vector(priv->pdev, i),
-				  bqnic_queue_irq, 0, qp->irq_name, qp);
-		if (err)
-			goto fail;
+		if (qp->sbq.prod)
+			bqnic_bq_doorbell(qp, &qp->sbq);
+		if (qp->lbq.prod)
+			bqnic_bq_doorbell(qp, &qp->lbq);
 		netif_queue_set_napi(ndev, i, NETDEV_QUEUE_TYPE_RX, &qp->napi);
 		netif_queue_set_napi(ndev, i, NETDEV_QUEUE_TYPE_TX, &qp->napi);
 		napi_enable(&qp->napi);
-		qp->refill_allowed = true;
-		bqnic_wr(priv, BQNIC_Q(i, BQNIC_Q_MASK), 0);
 	}
+
+	spin_lock_bh(&priv->refill_lock);
+	for (i = 0; i < priv->num_queues; i++) {
+		struct bqnic_qp *qp = &priv->qps[i];
+
+		qp->refill_allowed = true;
+		/*
+		 * The first fill fell short: no frame may come to start NAPI,
+		 * so the refill work finishes it (refill_fallback=0: the
+		 * pre-fix driver, which starts with what it got).
+		 */
+		if (refill_fallback &&
+		    (!bqnic_bq_full(&qp->sbq) || !bqnic_bq_full(&qp->lbq)))
+			schedule_delayed_work(&qp->refill_work, 0);
+	}
+	spin_unlock_bh(&priv->refill_lock);
+
+	for (i = 0; i < priv->num_queues; i++)
+		bqnic_wr(priv, BQNIC_Q(i, BQNIC_Q_MASK), 0);
 	bqnic_rss_init(priv);
 	bqnic_wr(priv, BQNIC_REG_MISC_MASK, 0);
 	bqnic_wr(priv, BQNIC_REG_ITR, priv->rx_usecs);
 	bqnic_wr(priv, BQNIC_REG_CTRL, BQNIC_CTRL_RX_EN | BQNIC_CTRL_TX_EN |
 		 BQNIC_CTRL_RSS_EN | BQNIC_CTRL_RX_CSUM | BQNIC_CTRL_IRQ_AUTO);
 	bqnic_update_link(priv);
-	WRITE_ONCE(priv->rings_ready, true);
-	netif_tx_start_all_queues(ndev);
-	return 0;
-
-fail:
-	/* Unwind the queue that failed, then the ones that came up. */
-	bqnic_qp_free(&priv->qps[i]);
-	netif_napi_del(&priv->qps[i].napi);
-	priv->num_queues = i;
-	bqnic_down(priv);
-	priv->num_queues = queues;
-	return err;
+	/* Paired with the acquire in bqnic_xdp_xmit(): qps is set up. */
+	smp_store_release(&priv->rings_ready, true);
+	/* Wake, not start: frames that waited in the qdisc meanwhile go now. */
+	netif_tx_wake_all_queues(ndev);
 }
 
 static int bqnic_open(struct net_device *ndev)
 {
-	return bqnic_up(netdev_priv(ndev));
+	struct bqnic_priv *priv = netdev_priv(ndev);
+	struct bqnic_params p = bqnic_cur_params(priv);
+	struct bqnic_qp *qps;
+
+	qps = bqnic_qps_alloc(priv, &p);
+	if (IS_ERR(qps))
+		return PTR_ERR(qps);
+	priv->qps = qps;
+	bqnic_start_queues(priv);
+	return 0;
 }
 
 static int bqnic_stop(struct net_device *ndev)
 {
-	bqnic_down(netdev_priv(ndev));
+	struct bqnic_priv *priv = netdev_priv(ndev);
+
+	bqnic_stop_queues(priv);
+	bqnic_qps_free(priv->qps, priv->num_queues);
+	priv->qps = NULL;
+	/* The tx skbs still in flight were freed with the rings. */
+	bqnic_reset_bql(priv);
 	return 0;
 }
 
-/* Ring size, channel, MTU and XDP changes all go through close and open. */
-static int bqnic_reconfigure(struct bqnic_priv *priv, u32 queues, u32 rx_ring,
-			     u32 tx_ring)
+/*
+ * Ring size, channel and XDP changes: the new queues are allocated first,
+ * while the old ones keep running; a failure there changes nothing. Past
+ * that point nothing can fail: stop the old queues, swap, start the new ones,
+ * free the old ones (fbnic_set_ringparam does the same).
+ */
+static int bqnic_reconfigure(struct bqnic_priv *priv,
+			     const struct bqnic_params *p)
 {
-	bool running = netif_running(priv->ndev);
+	struct net_device *ndev = priv->ndev;
+	u32 old_queues = priv->num_queues, i;
+	struct bqnic_qp *old, *qps;
 	int err;
 
-	if (running)
-		bqnic_down(priv);
-	priv->num_queues = queues;
-	priv->rx_ring_size = rx_ring;
-	priv->tx_ring_size = tx_ring;
-	err = netif_set_real_num_queues(priv->ndev, queues, queues);
-	if (err || !running)
-		return err;
-	return bqnic_up(priv);
+	if (!netif_running(ndev)) {
+		err = netif_set_real_num_queues(ndev, p->queues, p->queues);
+		if (err)
+			return err;
+		priv->num_queues = p->queues;
+		priv->rx_ring_size = p->rx_ring;
+		priv->tx_ring_size = p->tx_ring;
+		WRITE_ONCE(priv->xdp_prog, p->prog);
+		return 0;
+	}
+
+	qps = bqnic_qps_alloc(priv, p);
+	if (IS_ERR(qps))
+		return PTR_ERR(qps);
+	if (p->queues > old_queues) {
+		/*
+		 * More queues can fail (sysfs objects), fewer cannot: grow
+		 * while nothing else has changed. The new tx queues stay
+		 * stopped until their rings run.
+		 */
+		for (i = old_queues; i < p->queues; i++)
+			netif_tx_stop_queue(netdev_get_tx_queue(ndev, i));
+		err = netif_set_real_num_queues(ndev, p->queues, p->queues);
+		if (err) {
+			bqnic_qps_free(qps, p->queues);
+			return err;
+		}
+	}
+
+	bqnic_stop_queues(priv);
+	if (p->queues < old_queues)
+		WARN_ON(netif_set_real_num_queues(ndev, p->queues, p->queues));
+	old = priv->qps;
+	priv->qps = qps;
+	priv->num_queues = p->queues;
+	priv->rx_ring_size = p->rx_ring;
+	priv->tx_ring_size = p->tx_ring;
+	WRITE_ONCE(priv->xdp_prog, p->prog);
+	bqnic_start_queues(priv);
+	bqnic_qps_free(old, old_queues);
+	return 0;
 }
 
+/* Only the device's frame limit depends on the MTU, not the rings. */
 static int bqnic_change_mtu(struct net_device *ndev, int mtu)
 {
 	struct bqnic_priv *priv = netdev_priv(ndev);
@@ -974,27 +1213,35 @@ static int bqnic_change_mtu(struct net_device *ndev, int mtu)
 		return -EINVAL;
 	}
 	WRITE_ONCE(ndev->mtu, mtu);
-	return bqnic_reconfigure(priv, priv->num_queues, priv->rx_ring_size,
-				 priv->tx_ring_size);
+	if (netif_running(ndev))
+		bqnic_wr(priv, BQNIC_REG_MAX_FRAME, mtu + ETH_HLEN);
+	return 0;
 }
 
+/*
+ * The core hands us a reference on prog when we succeed, and drops it itself
+ * when we fail: keep prog only on success, and then drop ours on the old one.
+ */
 static int bqnic_xdp_setup(struct bqnic_priv *priv, struct bpf_prog *prog,
 			   struct netlink_ext_ack *extack)
 {
-	struct bpf_prog *old;
+	struct bqnic_params p = bqnic_cur_params(priv);
+	struct bpf_prog *old = priv->xdp_prog;
+	int err;
 
 	if (prog && priv->ndev->mtu > BQNIC_LBQ_BUF_SIZE - ETH_HLEN) {
 		NL_SET_ERR_MSG_MOD(extack, "MTU too large for XDP (single buffer only)");
 		return -EOPNOTSUPP;
 	}
-	/* New page_pools with the right DMA direction: close, swap, open. */
-	if (netif_running(priv->ndev))
-		bqnic_down(priv);
-	old = xchg(&priv->xdp_prog, prog);
+	/* New page_pools with the right DMA direction. */
+	p.prog = prog;
+	err = bqnic_reconfigure(priv, &p);
+	if (err) {
+		NL_SET_ERR_MSG_MOD(extack, "cannot allocate the queues for XDP");
+		return err;
+	}
 	if (old)
 		bpf_prog_put(old);
-	if (netif_running(priv->ndev))
-		return bqnic_up(priv);
 	return 0;
 }
 
@@ -1016,27 +1263,32 @@ static void bqnic_get_stats64(struct net_device *ndev,
 	u32 i;
 
 	for (i = 0; i < priv->max_queues; i++) {
-		struct bqnic_qp *qp = &priv->qps[i];
-		u64 rx_p, rx_b, tx_p, tx_b;
+		struct bqnic_queue_stats *qs = &priv->stats[i];
+		u64 rx_p, rx_b, rx_d, tx_p, tx_b, tx_d;
 		unsigned int start;
 
 		do {
-			start = u64_stats_fetch_begin(&qp->rx_stats.syncp);
-			rx_p = qp->rx_stats.packets;
-			rx_b = qp->rx_stats.bytes;
-		} while (u64_stats_fetch_retry(&qp->rx_stats.syncp, start));
+			start = u64_stats_fetch_begin(&qs->rx.syncp);
+			rx_p = qs->rx.packets;
+			rx_b = qs->rx.bytes;
+			rx_d = qs->rx.dropped;
+		} while (u64_stats_fetch_retry(&qs->rx.syncp, start));
 		do {
-			start = u64_stats_fetch_begin(&qp->tx_stats.syncp);
-			tx_p = qp->tx_stats.packets;
-			tx_b = qp->tx_stats.bytes;
-		} while (u64_stats_fetch_retry(&qp->tx_stats.syncp, start));
+			start = u64_stats_fetch_begin(&qs->tx.syncp);
+			tx_p = qs->tx.packets;
+			tx_b = qs->tx.bytes;
+		} while (u64_stats_fetch_retry(&qs->tx.syncp, start));
+		do {
+			start = u64_stats_fetch_begin(&qs->xmit.syncp);
+			tx_d = qs->xmit.dropped;
+		} while (u64_stats_fetch_retry(&qs->xmit.syncp, start));
 		stats->rx_packets += rx_p;
 		stats->rx_bytes += rx_b;
+		stats->rx_dropped += rx_d;
 		stats->tx_packets += tx_p;
 		stats->tx_bytes += tx_b;
+		stats->tx_dropped += tx_d;
 	}
-	stats->rx_dropped = ndev->stats.rx_dropped;
-	stats->tx_dropped = ndev->stats.tx_dropped;
 }
 
 static const struct net_device_ops bqnic_netdev_ops = {
@@ -1057,7 +1309,7 @@ static void bqnic_get_queue_stats_rx(struct net_device *ndev, int idx,
 				     struct netdev_queue_stats_rx *stats)
 {
 	struct bqnic_priv *priv = netdev_priv(ndev);
-	struct bqnic_rx_stats *rs = &priv->qps[idx].rx_stats;
+	struct bqnic_rx_stats *rs = &priv->stats[idx].rx;
 	unsigned int start;
 
 	do {
@@ -1076,7 +1328,7 @@ static void bqnic_get_queue_stats_tx(struct net_device *ndev, int idx,
 				     struct netdev_queue_stats_tx *stats)
 {
 	struct bqnic_priv *priv = netdev_priv(ndev);
-	struct bqnic_tx_stats *ts = &priv->qps[idx].tx_stats;
+	struct bqnic_tx_stats *ts = &priv->stats[idx].tx;
 	unsigned int start;
 
 	do {
@@ -1129,7 +1381,8 @@ static const char bqnic_queue_stat_names[][ETH_GSTRING_LEN] = {
 	"rx_packets", "rx_bytes", "rx_alloc_fail", "rx_refill_work_runs",
 	"rx_sbq_empty", "rx_lbq_empty", "rx_xdp_drop", "rx_xdp_tx",
 	"rx_xdp_redirect", "tx_packets", "tx_bytes", "tx_busy",
-	"dev_drop_no_sbq", "dev_drop_no_lbq", "dev_drop_cq_full",
+	"dev_drop_no_sbq", "dev_drop_no_lbq", "dev_drop_cq_full", "rx_dropped",
+	"tx_dropped",
 };
 
 #define BQNIC_QUEUE_STATS	ARRAY_SIZE(bqnic_queue_stat_names)
@@ -1175,9 +1428,9 @@ static void bqnic_get_ethtool_stats(struct net_device *ndev,
 	u32 q;
 
 	for (q = 0; q < priv->max_queues; q++) {
-		struct bqnic_qp *qp = &priv->qps[q];
-		struct bqnic_rx_stats *rs = &qp->rx_stats;
-		struct bqnic_tx_stats *ts = &qp->tx_stats;
+		struct bqnic_xmit_stats *xs = &priv->stats[q].xmit;
+		struct bqnic_rx_stats *rs = &priv->stats[q].rx;
+		struct bqnic_tx_stats *ts = &priv->stats[q].tx;
 		unsigned int start;
 
 		do {
@@ -1191,20 +1444,26 @@ static void bqnic_get_ethtool_stats(struct net_device *ndev,
 			data[6] = rs->xdp_drop;
 			data[7] = rs->xdp_tx;
 			data[8] = rs->xdp_redirect;
+			data[15] = rs->dropped;
 		} while (u64_stats_fetch_retry(&rs->syncp, start));
 		do {
 			start = u64_stats_fetch_begin(&ts->syncp);
 			data[9] = ts->packets;
 			data[10] = ts->bytes;
-			data[11] = ts->busy;
 		} while (u64_stats_fetch_retry(&ts->syncp, start));
+		do {
+			start = u64_stats_fetch_begin(&xs->syncp);
+			data[11] = xs->busy;
+			data[16] = xs->dropped;
+		} while (u64_stats_fetch_retry(&xs->syncp, start));
 		/* The device's own counts of frames it dropped for lack of room */
 		data[12] = bqnic_rd(priv, BQNIC_Q(q, BQNIC_Q_DROP_NO_SBQ));
 		data[13] = bqnic_rd(priv, BQNIC_Q(q, BQNIC_Q_DROP_NO_LBQ));
 		data[14] = bqnic_rd(priv, BQNIC_Q(q, BQNIC_Q_DROP_CQ_FULL));
 		data += BQNIC_QUEUE_STATS;
-		if (netif_running(ndev) && q < priv->num_queues && qp->pool)
-			page_pool_get_stats(qp->pool, &pp_stats);
+		/* Under RTNL: qps is the running configuration, if any. */
+		if (priv->qps && q < priv->num_queues)
+			page_pool_get_stats(priv->qps[q].pool, &pp_stats);
 	}
 	*data++ = priv->dma_errors;
 	page_pool_ethtool_stats_get(data, &pp_stats);
@@ -1231,6 +1490,7 @@ static int bqnic_set_ringparam(struct net_device *ndev,
 	struct bqnic_priv *priv = netdev_priv(ndev);
 	u32 rx = roundup_pow_of_two(max_t(u32, ring->rx_pending, BQNIC_MIN_RING));
 	u32 tx = roundup_pow_of_two(max_t(u32, ring->tx_pending, BQNIC_MIN_RING));
+	struct bqnic_params p;
 
 	if (ring->rx_mini_pending || ring->rx_jumbo_pending)
 		return -EINVAL;
@@ -1238,7 +1498,10 @@ static int bqnic_set_ringparam(struct net_device *ndev,
 		NL_SET_ERR_MSG_MOD(extack, "ring size above 4096");
 		return -EINVAL;
 	}
-	return bqnic_reconfigure(priv, priv->num_queues, rx, tx);
+	p = bqnic_cur_params(priv);
+	p.rx_ring = rx;
+	p.tx_ring = tx;
+	return bqnic_reconfigure(priv, &p);
 }
 
 static void bqnic_get_channels(struct net_device *ndev,
@@ -1254,12 +1517,13 @@ static int bqnic_set_channels(struct net_device *ndev,
 			      struct ethtool_channels *ch)
 {
 	struct bqnic_priv *priv = netdev_priv(ndev);
+	struct bqnic_params p = bqnic_cur_params(priv);
 
 	if (!ch->combined_count || ch->rx_count || ch->tx_count ||
 	    ch->combined_count > priv->max_queues)
 		return -EINVAL;
-	return bqnic_reconfigure(priv, ch->combined_count, priv->rx_ring_size,
-				 priv->tx_ring_size);
+	p.queues = ch->combined_count;
+	return bqnic_reconfigure(priv, &p);
 }
 
 static int bqnic_get_coalesce(struct net_device *ndev,
@@ -1354,19 +1618,14 @@ static int bqnic_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	priv->tx_ring_size = BQNIC_DEFAULT_RING;
 	priv->rx_usecs = BQNIC_DEFAULT_RX_USECS;
 	spin_lock_init(&priv->refill_lock);
-	priv->qps = devm_kcalloc(&pdev->dev, max_queues, sizeof(*priv->qps),
-				 GFP_KERNEL);
-	if (!priv->qps)
+	priv->stats = devm_kcalloc(&pdev->dev, max_queues, sizeof(*priv->stats),
+				   GFP_KERNEL);
+	if (!priv->stats)
 		return -ENOMEM;
 	for (i = 0; i < max_queues; i++) {
-		struct bqnic_qp *qp = &priv->qps[i];
-
-		qp->priv = priv;
-		qp->qid = i;
-		spin_lock_init(&qp->tx_lock);
-		u64_stats_init(&qp->rx_stats.syncp);
-		u64_stats_init(&qp->tx_stats.syncp);
-		INIT_DELAYED_WORK(&qp->refill_work, bqnic_refill_work);
+		u64_stats_init(&priv->stats[i].rx.syncp);
+		u64_stats_init(&priv->stats[i].tx.syncp);
+		u64_stats_init(&priv->stats[i].xmit.syncp);
 	}
 
 	err = pci_alloc_irq_vectors(pdev, max_queues + 1, max_queues + 1,
