@@ -11,9 +11,9 @@ from bqlab.verdicts import MAX_BUFFERS_PER_FRAME
 
 from .conftest import only_report, run_bqlab
 
-POSITIVE = ["rx-stall", "rx-stall-memhog", "xdp-cycles", "teardown",
+POSITIVE = ["rx-stall", "rx-stall-lbq", "rx-stall-memhog", "xdp-cycles", "teardown",
             "reconfigure-under-failure"]
-NEGATIVE = ["rx-stall-buggy", "teardown-leak", "xdp-tx-leak"]
+NEGATIVE = ["rx-stall-buggy", "rx-stall-lbq-buggy", "teardown-leak", "xdp-tx-leak"]
 
 
 def _run(name: str, env: dict[str, str], artifacts: Path) -> tuple[int, dict[str, Any]]:
@@ -52,14 +52,18 @@ def test_positive_scenario_passes(name: str, built, bqlab_env: dict[str, str],
         assert _verdict(report, "teardown")["pools_checked"] > 0
 
 
-def test_pre_fix_driver_is_reported_as_stalled(built, bqlab_env: dict[str, str],
+@pytest.mark.parametrize("name,starved", [("rx-stall-buggy", "sbq"),
+                                          ("rx-stall-lbq-buggy", "lbq")])
+def test_pre_fix_driver_is_reported_as_stalled(name: str, starved: str, built,
+                                               bqlab_env: dict[str, str],
                                                tmp_path: Path) -> None:
-    code, report = _run("rx-stall-buggy", bqlab_env, tmp_path / "artifacts")
+    code, report = _run(name, bqlab_env, tmp_path / "artifacts")
     assert (code, report["verdict"]) == (1, "FAIL"), report["diagnosis"]
     assert report["expectation"]["met"], report["expectation"]
     stall = _verdict(report, "rx-stall")
     assert stall["verdict"] == "STALL"
-    assert stall["queue"] in (0, 1) and stall["buffer_queue"] in ("sbq", "lbq")
+    # 64-byte frames live in sbq buffers, 1400-byte ones in lbq buffers
+    assert stall["queue"] in (0, 1) and stall["buffer_queue"] == starved
     assert f"queue {stall['queue']}: {stall['buffer_queue']} starved" in stall["reason"]
     assert stall["stalled_for"] > stall["threshold"]
     # the evidence is the counter history: the buffer queue too short for a frame while
