@@ -12,7 +12,7 @@ from bqlab.verdicts import MAX_BUFFERS_PER_FRAME
 from .conftest import only_report, run_bqlab
 
 POSITIVE = ["rx-stall", "rx-stall-lbq", "rx-stall-memhog", "xdp-cycles", "teardown",
-            "reconfigure-under-failure"]
+            "reconfigure-under-failure", "rx-error-paths"]
 NEGATIVE = ["rx-stall-buggy", "rx-stall-lbq-buggy", "teardown-leak", "xdp-tx-leak"]
 
 
