@@ -119,13 +119,18 @@ def cmd_selfcheck(args: argparse.Namespace) -> int:
     built = _built(args)
     say_accelerator(built)
     rows = []
+    code = ExitCode.PASS
     for sc in scenarios:
         rep = run_scenario(sc, built)
         got = check(sc.expect, rep.as_dict())
         rows.append((sc.name, got.expected, got.got, "ok" if got.met else "MISMATCH",
                      got.detail, str(rep.artifacts)))
+        if not got.met:
+            # A run the lab could not finish says nothing about bqlab's eyes: exit 3.
+            code = max(code, rep.exit_code if rep.exit_code in (
+                ExitCode.BAD_INPUT, ExitCode.INFRA_FAILURE) else ExitCode.VERDICT_FAILED)
     print(selfcheck_table(rows))
-    return ExitCode.PASS if all(r[3] == "ok" for r in rows) else ExitCode.VERDICT_FAILED
+    return code
 
 
 def selfcheck_table(rows: list[tuple[str, ...]]) -> str:
