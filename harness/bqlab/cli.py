@@ -6,7 +6,7 @@ import sys
 import traceback
 from typing import TextIO
 
-from .errors import BqlabError, ExitCode
+from .errors import BadInput, BqlabError, ExitCode
 
 
 def _kernel_spec(args: argparse.Namespace):
@@ -76,12 +76,19 @@ def say_accelerator(built) -> None:
     say(f"accelerator: {accel.choose(built.qemu, built.bzimage, firmware_args())}")
 
 
+UNTIL_FAIL_CAP = 100  # --until-fail without --repeat: at most this many runs each
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from . import scenario
     from .report import summary_table
     from .runner import run_scenario
 
-    # Validate every scenario before building or booting anything.
+    # Validate every option and scenario before building or booting anything.
+    if args.repeat < 1:
+        raise BadInput(f"--repeat {args.repeat}: expected at least 1")
+    if args.until_fail and args.repeat == 1:
+        args.repeat = UNTIL_FAIL_CAP
     scenarios = [scenario.load(name, args.set or []) for name in args.scenarios]
     scenarios = _shard_and_label(args, scenarios)
     if not scenarios:  # an empty shard: said so, and left a shard.json for the merge
@@ -91,8 +98,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     reports = []
     try:
         for sc in scenarios:
-            reports.append(run_scenario(sc, built))
+            for i in range(args.repeat):
+                if args.repeat > 1:
+                    from .progress import say
+
+                    say(f"{sc.name}: run {i + 1} of {args.repeat}")
+                reports.append(run_scenario(sc, built))
+                if args.until_fail and reports[-1].exit_code != ExitCode.PASS:
+                    break
     finally:
+        if reports and (args.repeat > 1 or args.until_fail):
+            _write_tally(reports)
         if reports:
             out = sys.stderr if args.format == "ktap" else sys.stdout  # KTAP alone on stdout
             print(summary_table(reports), file=out)
@@ -105,6 +121,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
                 print(render([r.as_dict() for r in reports]), end="")
     return max(int(r.exit_code) for r in reports)
+
+
+def _write_tally(reports: list) -> None:
+    from . import repeat
+    from .rundir import new_run_dir
+
+    tallies = repeat.tally([r.as_dict() for r in reports])
+    path = repeat.write(new_run_dir("repeat"), tallies)
+    print(repeat.render(tallies), file=sys.stderr)
+    print(f"tally: {path}", file=sys.stderr)
 
 
 def cmd_selfcheck(args: argparse.Namespace) -> int:
@@ -340,6 +366,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="report runs as SCENARIO@NAME (keeps variants apart in a merge)")
     p.add_argument("--format", choices=["table", "ktap"], default="table",
                    help="at the end: the summary table, or KTAP on stdout (table on stderr)")
+    p.add_argument("--repeat", type=int, default=1, metavar="N",
+                   help="run each scenario N times and print a tally per outcome "
+                        "(written as <time>-repeat/report.json with a flake rate)")
+    p.add_argument("--until-fail", action="store_true",
+                   help="stop repeating a scenario at its first run that does not pass "
+                        "(at most --repeat runs, 100 without it)")
     _add_kernel_options(p)
     p.set_defaults(func=cmd_run)
 
