@@ -65,21 +65,46 @@ def _rx_packets(topo: Topology) -> int:
                                check=True).stdout)
 
 
+RAMP_SECONDS = 1.0  # pktgen's start-up over SSH, before the measured window
+
+
+def _sample(topo: Topology) -> tuple[int, float, float]:
+    """DUT rx packets, its QEMU's CPU seconds, and when (the middle of the SSH read)."""
+    dut = topo["dut"]
+    assert dut.proc is not None
+    before = time.monotonic()
+    rx = _rx_packets(topo)
+    after = time.monotonic()
+    return rx, _qemu_cpu_seconds(dut.proc.pid), (before + after) / 2
+
+
+def window_rate(first: tuple[int, float, float], last: tuple[int, float, float]
+                ) -> tuple[float, float | None]:
+    """pps and DUT QEMU CPU µs per frame between two samples taken while traffic ran."""
+    frames = last[0] - first[0]
+    pps = frames / (last[2] - first[2])
+    return pps, (1e6 * (last[1] - first[1]) / frames if frames else None)
+
+
 def _pktgen_trial(topo: Topology, size: int) -> dict:
+    """Rates over the traffic window only: both samples fall while pktgen sends (after its
+    start-up, before its stop), so SSH set-up and tear-down never dilute the figure."""
     dut = topo["dut"]
     gen = Pktgen(topo["peer"], topo.address("dut").ipv4, dut.config.test_mac, size, 0,
                  (9, 9))  # the discard port: nothing listens, nothing is queued
-    assert dut.proc is not None
-    rx0, cpu0, t0 = _rx_packets(topo), _qemu_cpu_seconds(dut.proc.pid), time.monotonic()
+    rx0 = _rx_packets(topo)
     gen.start()
+    time.sleep(RAMP_SECONDS)
+    first = _sample(topo)
     time.sleep(TRIAL_SECONDS)
+    last = _sample(topo)
     sent = gen.stop()
     time.sleep(0.5)  # frames still in flight on the link
-    rx1, cpu1, t1 = _rx_packets(topo), _qemu_cpu_seconds(dut.proc.pid), time.monotonic()
-    received = rx1 - rx0
+    received = _rx_packets(topo) - rx0
+    pps, cpu = window_rate(first, last)
     return {"sent": sent, "received": received, "lost": max(0, sent - received),
-            "pps": received / (t1 - t0 - 0.5),
-            "dut_qemu_cpu_us_per_frame": 1e6 * (cpu1 - cpu0) / received if received else None}
+            "pps": pps, "window_s": round(last[2] - first[2], 3),
+            "dut_qemu_cpu_us_per_frame": cpu}
 
 
 def _iperf3_trial(topo: Topology) -> float:
@@ -112,6 +137,8 @@ def throughput(built: BuiltArtifacts, trials: int = 3, nics: tuple[str, ...] = N
                 runs = [_pktgen_trial(topo, size) for _ in range(trials)]
                 row["trials"][f"pktgen{size}"] = runs
                 row[f"pktgen{size}_pps"] = _median([r["pps"] for r in runs])
+                row[f"pktgen{size}_pps_min"] = min(r["pps"] for r in runs)
+                row[f"pktgen{size}_pps_max"] = max(r["pps"] for r in runs)
                 row[f"pktgen{size}_lost"] = _median([r["lost"] for r in runs])
                 row[f"pktgen{size}_cpu_us_per_frame"] = _median(
                     [r["dut_qemu_cpu_us_per_frame"] for r in runs])
@@ -119,6 +146,7 @@ def throughput(built: BuiltArtifacts, trials: int = 3, nics: tuple[str, ...] = N
             tcp = [_iperf3_trial(topo) for _ in range(trials)]
             row["trials"]["iperf3"] = tcp
             row["iperf3_gbps"] = _median(tcp)
+            row["iperf3_gbps_min"], row["iperf3_gbps_max"] = min(tcp), max(tcp)
             say(f"  {nic} iperf3: {row['iperf3_gbps']:.3f} Gbit/s")
             results[nic] = row
     result = {"benchmark": "rx-throughput", "trials": trials, "trial_seconds": TRIAL_SECONDS,
@@ -153,10 +181,14 @@ def throughput_table(result: dict) -> str:
         if value is None:
             return "-"
         text = f"{value * scale:,.{digits}f}"
+        lo, hi = res[nic].get(f"{key}_min"), res[nic].get(f"{key}_max")
+        if lo is not None and hi is not None and lo != hi:
+            text += f" [{lo * scale:,.{digits}f}–{hi * scale:,.{digits}f}]"
         if nic == "bqnic" and base.get(key):
             text += f" ({value / base[key]:.2f}x virtio)"
         return text
 
+    # Medians, with [min–max] over the trials where they differ.
     lines = ["| DUT NIC | pktgen 64 B rx pps | lost | pktgen 1500 B rx pps | lost | "
              "iperf3 TCP Gbit/s | DUT QEMU CPU µs/frame (64 B) |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]

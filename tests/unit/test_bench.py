@@ -42,3 +42,19 @@ def test_throughput_table_gives_bqnic_against_virtio_and_dashes_for_missing() ->
     assert "11,000 (1.10x virtio)" in bqnic_row
     assert "60.0 (0.80x virtio)" in bqnic_row
     assert "| - |" in bqnic_row
+
+
+def test_rates_come_from_the_traffic_window_only() -> None:
+    from bqlab.bench import window_rate
+
+    # 10,000 frames in the 5 s between two samples taken while pktgen sent: 2,000 pps,
+    # whatever SSH set-up and tear-down cost around them.
+    pps, cpu = window_rate((1_000, 10.0, 101.0), (11_000, 10.5, 106.0))
+    assert pps == 2000.0 and cpu == 50.0
+    assert window_rate((5, 1.0, 0.0), (5, 1.0, 1.0)) == (0.0, None)
+
+
+def test_table_shows_min_and_max_beside_the_median() -> None:
+    result = {"results": {"bqnic": {"pktgen64_pps": 11000.0, "pktgen64_pps_min": 9000.0,
+                                    "pktgen64_pps_max": 12000.0}}}
+    assert "11,000 [9,000–12,000]" in throughput_table(result)
