@@ -100,10 +100,11 @@ class MemHog:
                "{ cat /tmp/bqlab-memhog.log >&2; exit 1; }", "memhog")
 
     def stop(self) -> None:
-        _guest(self.vm, "pkill -KILL -x stress-ng; "
-               "for i in $(seq 50); do pgrep -x stress-ng >/dev/null || break; sleep 0.1; "
-               "done; if [ -e /swapfile ]; then swapoff /swapfile && rm -f /swapfile; fi; "
-               "true", "stopping memhog", timeout=180)
+        # Not only `stress-ng` itself: its per-stressor `stress-ng-vm` parents restart an
+        # OOM-killed worker, so the hog would outlive the end of the pressure window.
+        _guest(self.vm, "for i in $(seq 50); do pkill -KILL '^stress-ng' || break; "
+               "sleep 0.1; done; if [ -e /swapfile ]; then swapoff /swapfile && "
+               "rm -f /swapfile; fi; true", "stopping memhog", timeout=180)
 
 
 @dataclass

@@ -102,6 +102,8 @@ STEPS = {
                        help="unread UDP sockets on the receiver's ports"),
         "rcvbuf_mb": Field(Scalar(int, minimum=1, maximum=1024), default=32,
                            help="receive buffer of each sink"),
+        "streams": Field(Scalar(int, minimum=1, maximum=16), default=1,
+                         help="stopped-tcp: parallel TCP streams (iperf3 -P)"),
     }),
     # Memory pressure on the DUT: held for `seconds`, or until `stop: {what: pressure}`.
     "pressure": Struct({

@@ -79,10 +79,11 @@ def _traffic(state: RunState, step: dict) -> tuple[bool, str, dict]:
     sender, receiver = topo[step["from"]], topo[step["to"]]
     dst = topo.address(step["to"]).ipv4
     if step["method"] == "stopped-tcp":
-        flow = StoppedTcp(sender, receiver, dst)
+        flow = StoppedTcp(sender, receiver, dst, streams=step["streams"])
         flow.start()
         state.traffic.append(flow)
-        return True, f"{step['from']} -> {step['to']}: TCP into a stopped receiver", {}
+        return True, (f"{step['from']} -> {step['to']}: {step['streams']} TCP stream(s) into "
+                      "a stopped receiver"), {}
     ports = parse_ports(step["ports"])
     sinks = ""
     if step["sinks"]:

@@ -110,12 +110,13 @@ class StoppedTcp:
     receiver: Vm
     dst_ip: str
     port: int = 5301
+    streams: int = 1  # parallel TCP connections (iperf3 -P), all into the stopped process
     running: bool = False
 
     def start(self) -> None:
         self.receiver.run(f"iperf3 -s -D -p {self.port}", check=True)
         self.sender.run(f"sleep 0.3; setsid iperf3 -c {self.dst_ip} -p {self.port} -t 3600 "
-                        ">/dev/null 2>&1 &", check=True)
+                        f"-P {self.streams} >/dev/null 2>&1 &", check=True)
         self.receiver.run(f"sleep 1; pkill -STOP -f 'iperf3 -s -D -p {self.port}'", check=True)
         self.running = True
 

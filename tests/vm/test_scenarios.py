@@ -11,9 +11,10 @@ from bqlab.verdicts import MAX_BUFFERS_PER_FRAME
 
 from .conftest import only_report, run_bqlab
 
-POSITIVE = ["rx-stall", "rx-stall-lbq", "rx-stall-memhog", "xdp-cycles", "teardown",
-            "reconfigure-under-failure", "rx-error-paths"]
-NEGATIVE = ["rx-stall-buggy", "rx-stall-lbq-buggy", "teardown-leak", "xdp-tx-leak"]
+POSITIVE = ["rx-stall", "rx-stall-lbq", "rx-stall-memhog", "stopped-tcp", "xdp-cycles",
+            "teardown", "reconfigure-under-failure", "rx-error-paths"]
+NEGATIVE = ["rx-stall-buggy", "rx-stall-lbq-buggy", "rx-stall-memhog-buggy",
+            "stopped-tcp-buggy", "teardown-leak", "xdp-tx-leak"]
 
 
 def _run(name: str, env: dict[str, str], artifacts: Path) -> tuple[int, dict[str, Any]]:
@@ -44,7 +45,7 @@ def test_positive_scenario_passes(name: str, built, bqlab_env: dict[str, str],
     assert (code, report["verdict"]) == (0, "PASS"), report["diagnosis"]
     assert report["expectation"]["met"], report["expectation"]
     assert report["verdicts"] and all(v["verdict"] == "PASS" for v in report["verdicts"])
-    if name.startswith("rx-stall") or name == "reconfigure-under-failure":
+    if name.startswith(("rx-stall", "stopped-tcp")) or name == "reconfigure-under-failure":
         # PASS means it recovered from a real starvation, not that nothing happened
         stall = _verdict(report, "rx-stall")
         assert stall["pressure"] and stall["pressure"][0][1] > stall["pressure"][0][0]
@@ -53,7 +54,10 @@ def test_positive_scenario_passes(name: str, built, bqlab_env: dict[str, str],
 
 
 @pytest.mark.parametrize("name,starved", [("rx-stall-buggy", "sbq"),
-                                          ("rx-stall-lbq-buggy", "lbq")])
+                                          ("rx-stall-lbq-buggy", "lbq"),
+                                          # no fault injection: real memory pressure only
+                                          ("rx-stall-memhog-buggy", "lbq"),
+                                          ("stopped-tcp-buggy", "lbq")])
 def test_pre_fix_driver_is_reported_as_stalled(name: str, starved: str, built,
                                                bqlab_env: dict[str, str],
                                                tmp_path: Path) -> None:
