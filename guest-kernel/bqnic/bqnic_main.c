@@ -58,6 +58,11 @@ module_param(refill_fallback, bool, 0644);
 MODULE_PARM_DESC(refill_fallback,
 		 "Refill rx buffers from a workqueue when NAPI cannot (0 = the pre-fix stall)");
 
+static bool build_skb_unchecked;
+module_param(build_skb_unchecked, bool, 0644);
+MODULE_PARM_DESC(build_skb_unchecked,
+		 "Bug switch: use the result of a failed skb build unchecked (NULL dereference)");
+
 static bool teardown_leak;
 module_param(teardown_leak, bool, 0644);
 MODULE_PARM_DESC(teardown_leak,
@@ -588,7 +593,7 @@ static bool bqnic_rx_one(struct bqnic_qp *qp, const struct bqnic_cqe *cqe,
 	}
 
 	skb = bqnic_build_skb(page_address(page));
-	if (unlikely(!skb)) {
+	if (unlikely(!skb) && !build_skb_unchecked) {
 		page_pool_recycle_direct(qp->pool, page);
 		goto drop_rest;
 	}

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from qemu.qmp import QMPClient
+from qemu.qmp import QMPClient, QMPError
 
 from .errors import InfraError
 
@@ -42,6 +42,10 @@ class Qmp:
         except TimeoutError as e:
             fut.cancel()
             raise InfraError(f"{self.name}: QMP call timed out after {timeout}s") from e
+        except (QMPError, OSError, EOFError) as e:
+            # QEMU went away under the call (a guest panic with -no-reboot, a crash):
+            # an error the runner judges, not a harness bug.
+            raise InfraError(f"{self.name}: QMP failed: {type(e).__name__}: {e}") from e
 
     async def _pump_events(self) -> None:
         with self.event_log.open("a") as log:

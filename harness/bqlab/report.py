@@ -45,14 +45,20 @@ class RunReport:
 
     def diagnosis(self) -> str:
         """One line: why the run did not pass (or what passed)."""
-        if self.error:
+        # A run that broke because the DUT died is named by what the DUT showed, not by
+        # the harness error that followed.
+        if self.error and self.exit_code != ExitCode.VERDICT_FAILED:
             return self.error.splitlines()[0]
-        bad = [s["summary"] for s in self.steps if not s["ok"]]
-        bad += [f"{v['name']} {v['verdict']}: {v['reason']}" for v in self.verdicts
-                if v["verdict"] != "PASS"]
+        failed = [f"{v['name']} {v['verdict']}: {v['reason']}" for v in self.verdicts
+                  if v["verdict"] != "PASS"]
+        died = [f for f in failed if f.startswith("dut-alive ")]
+        bad = died + [s["summary"] for s in self.steps if not s["ok"]]
+        bad += [f for f in failed if f not in died]
         bad += [f"{vm}: {f['text']}" for vm, fs in self.findings.items() for f in fs]
         if bad:
             return bad[0]
+        if self.error:
+            return self.error.splitlines()[0]
         judged = ", ".join(v["name"] for v in self.verdicts)
         return f"{len(self.steps)} steps ok" + (f"; {judged} PASS" if judged else "")
 

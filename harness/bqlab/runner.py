@@ -177,6 +177,11 @@ def _finish(rep: RunReport, topo: Topology, start: float) -> None:
         # The run broke because a guest kernel crashed: that is a finding about the kernel
         # under test, not about the lab.
         rep.exit_code = ExitCode.VERDICT_FAILED
+        dut_crash = [f for f in rep.findings.get("dut", []) if f["kind"] in CRASH_KINDS]
+        if dut_crash and rep.death is None:
+            rep.verdicts.append(liveness.Death(
+                "dut", f"the DUT's kernel crashed mid-run ({dut_crash[0]['kind']})"
+            ).as_verdict(rep.findings["dut"]))
     for vm, fs in rep.findings.items():
         for f in fs:
             say(f"  kernel report on {vm} ({f['kind']}, console line {f['line']}):\n"

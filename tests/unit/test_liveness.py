@@ -122,3 +122,12 @@ def test_a_dut_command_that_never_returns_is_a_death_even_if_ssh_answers(
     # the same timeout on the peer, with the DUT answering, is not the DUT's
     peer_slow = CommandTimeout("peer: `pktgen` timed out after 60s", host="peer")
     assert liveness.check_dut({"dut": FakeVm()}, peer_slow) is None
+
+
+def test_recorded_crash_of_the_dut_is_a_dut_alive_fail(tmp_path: Path) -> None:
+    rep = _finish(tmp_path, DATA / "oops-null.log", None,
+                  "dut: VM is gone.\nQEMU exited with 0; last console lines ...")
+    assert rep.exit_code == ExitCode.VERDICT_FAILED
+    [dead] = [v for v in rep.verdicts if v["name"] == "dut-alive"]
+    assert "crashed" in dead["reason"] and rep.findings["dut"][0]["text"] in dead["reason"]
+    assert rep.diagnosis().startswith("dut-alive FAIL")

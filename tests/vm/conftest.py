@@ -56,10 +56,18 @@ def run_bqlab(args: list[str], env: dict[str, str], timeout: float = 900,
                           timeout=timeout, check=False)
 
 
+def _sigint_as_in_a_terminal() -> None:
+    # A test suite started in the background of a non-interactive shell (nohup, `&` in a
+    # CI script) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt:
+    # give the harness the disposition a terminal job has.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_bqlab(args: list[str], env: dict[str, str]) -> subprocess.Popen:
     # Own process group, like a shell job: SIGINT to the group is what Ctrl-C does.
     return subprocess.Popen([*BQLAB, *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            preexec_fn=_sigint_as_in_a_terminal)
 
 
 def interrupt(proc: subprocess.Popen) -> None:

@@ -14,7 +14,7 @@ from .conftest import only_report, run_bqlab
 POSITIVE = ["rx-stall", "rx-stall-lbq", "rx-stall-memhog", "stopped-tcp", "xdp-cycles",
             "teardown", "reconfigure-under-failure", "rx-error-paths"]
 NEGATIVE = ["rx-stall-buggy", "rx-stall-lbq-buggy", "rx-stall-memhog-buggy",
-            "stopped-tcp-buggy", "teardown-leak", "xdp-tx-leak"]
+            "stopped-tcp-buggy", "teardown-leak", "xdp-tx-leak", "rx-error-paths-oops"]
 
 
 def _run(name: str, env: dict[str, str], artifacts: Path) -> tuple[int, dict[str, Any]]:
@@ -92,3 +92,17 @@ def test_leaking_driver_is_reported_with_its_pools(name: str, event: str, built,
     assert leaked and all(p["inflight"] > 0 and p["destroyed"] for p in leaked)
     assert any(p["event"].startswith(event) for p in leaked), leaked
     assert f"pool {leaked[0]['id']} (" in teardown["reason"]
+
+
+def test_dut_killed_by_a_driver_bug_fails_the_dut(built, bqlab_env: dict[str, str],
+                                                  tmp_path: Path) -> None:
+    """build_skb_unchecked=1: an oops in NAPI, the DUT panics mid-run. That is exit 1 with
+    the DUT's console report, never an infrastructure error (exit 3)."""
+    code, report = _run("rx-error-paths-oops", bqlab_env, tmp_path / "artifacts")
+    assert (code, report["verdict"]) == (1, "FAIL"), report["diagnosis"]
+    assert report["expectation"]["met"], report["expectation"]
+    dead = _verdict(report, "dut-alive")
+    kinds = [f["kind"] for f in report["console_findings"]["dut"]]
+    assert "oops" in kinds or "bug" in kinds, kinds
+    assert report["console_findings"]["dut"][0]["text"] in dead["reason"]
+    assert "harness error" not in (report["error"] or "")
