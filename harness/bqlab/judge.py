@@ -26,7 +26,8 @@ def judge_rx_stall(state: RunState, threshold: float) -> dict[str, Any]:
     if end is None:
         v = StallVerdict(INCONCLUSIVE, "no memory pressure phase ran: nothing to recover from")
     else:
-        v = rx_stall_verdict(state.watchdog.queue_series(), end, threshold)
+        windows = [(a, b) for a, b in state.pressure_windows if b >= 0]
+        v = rx_stall_verdict(state.watchdog.queue_series(), end, threshold, windows)
     return {"name": "rx-stall", "verdict": v.verdict, "reason": v.reason, "queue": v.queue,
             "stalled_queues": v.queues, "buffer_queue": v.buffer_queue,
             "stalled_for": round(v.stalled_for, 2), "threshold": threshold,

@@ -78,8 +78,19 @@ def _starved(prev: QueueSample, cur: QueueSample) -> str | None:
     return None
 
 
+def _counted_from(t: float, windows: list[tuple[float, float]]) -> float | None:
+    """Where time that counts against the driver starts for a sample at t: the end of the
+    last pressure window before t; None while t is inside a window (starving is expected
+    then)."""
+    ends = [end for start, end in windows if end <= t]
+    if any(start <= t < end for start, end in windows):
+        return None
+    return max(ends) if ends else None
+
+
 def rx_stall_verdict(series: dict[int, list[QueueSample]], pressure_end: float,
-                     threshold: float = DEFAULT_STALL_THRESHOLD) -> StallVerdict:
+                     threshold: float = DEFAULT_STALL_THRESHOLD,
+                     windows: list[tuple[float, float]] | None = None) -> StallVerdict:
     """Judge a run: series maps queue -> samples in time order; pressure_end is when the
     memory pressure or fault injection stopped.
 
@@ -89,6 +100,8 @@ def rx_stall_verdict(series: dict[int, list[QueueSample]], pressure_end: float,
     INCONCLUSIVE: no allocation failure happened at all, so the run proved nothing.
     PASS otherwise: reception recovered within threshold.
     """
+    pressure_windows = [(float(a), float(b)) for a, b in windows] if windows else \
+        [(float("-inf"), pressure_end)]
     failed = any(
         counter_delta(s[0].alloc_fail, s[-1].alloc_fail, s[-1].counter_bits) > 0
         for s in series.values() if len(s) >= 2)
@@ -103,8 +116,13 @@ def rx_stall_verdict(series: dict[int, list[QueueSample]], pressure_end: float,
                 continue
             if run_start is None:
                 run_start, run_bq = prev.t, bq
-            # Only time after the pressure ended counts against the driver.
-            stalled_for = cur.t - max(run_start, pressure_end)
+            # Only time after a pressure window ended counts against the driver: each
+            # window's end starts the clock again (a queue left dry between two windows
+            # is a stall too, even if a later change brings it back).
+            since = _counted_from(cur.t, pressure_windows)
+            if since is None:
+                continue
+            stalled_for = cur.t - max(run_start, since)
             if stalled_for > threshold and \
                     (queue not in stalls or stalled_for > stalls[queue].stalled_for):
                 stalls[queue] = StallVerdict(

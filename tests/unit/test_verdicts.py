@@ -201,3 +201,23 @@ def test_a_leak_is_still_reported_when_another_event_was_not_judged() -> None:
     stale = TeardownEvent("ifdown", 5.0, 5.0, {}, True, None, pools_known=False)
     snaps = [pools(0.0, p1=256), pools(1.0, d1=40), pools(4.0, d1=40), pools(9.0, d1=40)]
     assert teardown_verdict([event(0.5, 1), stale], snaps).verdict == LEAK
+
+
+def test_a_queue_left_dry_between_two_pressure_windows_is_a_stall() -> None:
+    # windows 0-2 s and 6-8 s; the queue starves from 1 s until the second window's
+    # changes bring it back at 7 s: 4 s dry after the first window ended.
+    pts = starving(15, rx=0, fail=3) + flowing(10, rx0=1)
+    windows = [(0.0, 2.0), (6.0, 8.0)]
+    v = rx_stall_verdict({0: series(pts)}, pressure_end=8.0, windows=windows)
+    assert v.verdict == STALL, v.reason
+    # judged on the last window's end alone, the same series looks recovered
+    assert rx_stall_verdict({0: series(pts)}, pressure_end=8.0).verdict == PASS
+
+
+def test_short_dry_spells_after_each_window_pass() -> None:
+    # dry 1.5 s after each window (threshold 2 s), flowing in between
+    pts = (starving(7, rx=0, fail=3) + flowing(6, rx0=1) + starving(7, rx=600, fail=6)
+           + flowing(8, rx0=601))
+    windows = [(0.0, 2.0), (6.5, 8.5)]
+    v = rx_stall_verdict({0: series(pts)}, pressure_end=8.5, windows=windows)
+    assert v.verdict == PASS, v.reason
