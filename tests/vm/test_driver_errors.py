@@ -247,6 +247,18 @@ def assert_clean_teardown(lab: Lab) -> None:
     lab.reload_driver()
 
 
+def assert_next_open_recovers(lab: Lab, dma_api0: int, dev_errors0: int) -> None:
+    """After a failed bring-up and a successful open: rx on every queue, no DMA error
+    (DMA-API debug or device), nothing in the console, and a clean teardown."""
+    dut = lab.dut
+    ok, delta = rx_all_queues(lab)
+    assert ok, f"frames per rx queue after the next open: {delta}"
+    assert dma_api_errors(dut) == dma_api0
+    assert device_stats(dut)["dma_errors"] == dev_errors0
+    assert lab.new_findings() == []
+    assert_clean_teardown(lab)
+
+
 # ---- tests ----
 
 def test_tx_completion_reads_no_register(lab: Lab) -> None:
@@ -365,12 +377,7 @@ def test_failed_open_leaves_the_device_quiet(lab: Lab) -> None:
     assert enabled == [0] * len(enabled), f"queues left enabled (rx, tx per queue): {enabled}"
     res = run(dut, "ip link set test0 up")
     assert res.ok, res.stderr
-    ok, delta = rx_all_queues(lab)
-    assert ok, f"frames per rx queue after the next open: {delta}"
-    assert dma_api_errors(dut) == dma_api0
-    assert device_stats(dut)["dma_errors"] == dev_errors0
-    assert lab.new_findings() == []
-    assert_clean_teardown(lab)
+    assert_next_open_recovers(lab, dma_api0, dev_errors0)
 
 
 RECONFIGURATIONS = [
@@ -406,12 +413,7 @@ def test_reconfigure_failure_keeps_the_running_queues(lab: Lab) -> None:
     assert not run(dut, "ip link set test0 down && ip link set test0 up").ok
     unfail(dut)
     assert run(dut, "ip link set test0 up").ok
-    ok, delta = rx_all_queues(lab)
-    assert ok, f"frames per rx queue after the next open: {delta}"
-    assert dma_api_errors(dut) == dma_api0
-    assert device_stats(dut)["dma_errors"] == dev_errors0
-    assert lab.new_findings() == []
-    assert_clean_teardown(lab)
+    assert_next_open_recovers(lab, dma_api0, dev_errors0)
 
 
 def test_reconfigure_under_allocation_failure(lab: Lab) -> None:
