@@ -67,7 +67,8 @@ def test_pre_fix_driver_is_reported_as_stalled(name: str, starved: str, built,
     if name in TIMING_BOUND and code == 0:
         # Real memory pressure, no fault injection: it reproduces most runs, not all
         # (one PASS in 7 seen for stopped-tcp-buggy). A second run must show the stall.
-        code, report = _run(name, bqlab_env, tmp_path / "artifacts-2")
+        again = tmp_path / "artifacts-2"
+        code, report = _run(name, dict(bqlab_env, BQLAB_ARTIFACTS=str(again)), again)
     assert (code, report["verdict"]) == (1, "FAIL"), report["diagnosis"]
     assert report["expectation"]["met"], report["expectation"]
     stall = _verdict(report, "rx-stall")
