@@ -29,6 +29,8 @@ def _guest(vm: Vm, script: str, what: str, timeout: float = 60) -> str:
 # Written to /proc/self/make-it-fail before a command: with task_filter, only what that
 # command (and its children) does in process context fails, not the rest of the guest.
 MAKE_IT_FAIL = "echo 1 > /proc/self/make-it-fail; "
+# fail_function's retval file takes an unsigned 64-bit number: -ENOMEM is 0xff..f4
+U64 = (1 << 64) - 1
 
 
 @dataclass
@@ -44,7 +46,7 @@ class FailFunction:
         # verbose first: each failure before it would print a stack on the console
         _guest(self.vm, f"cd {FAIL_FUNCTION} && echo 0 > verbose && "
                f"echo {self.function} > inject && "
-               f"echo {self.retval} > {self.function}/retval && "
+               f"echo {self.retval & U64:#x} > {self.function}/retval && "
                f"echo {self.interval} > interval && echo -1 > times && "
                f"echo {'Y' if self.task_filter else 'N'} > task-filter && "
                f"echo {self.probability} > probability",

@@ -131,7 +131,7 @@ class Vm:
             nic += f",queues={c.queues}" if c.nic == "bqnic" else ",romfile="
             argv += ["-netdev", c.link.netdev("link"), "-device", nic]
         if c.balloon:
-            argv += ["-device", "virtio-balloon-pci,id=balloon0"]
+            argv += ["-device", "virtio-balloon-pci,id=balloon0,deflate-on-oom=on"]
         return argv + c.extra_args
 
     def start(self) -> None:

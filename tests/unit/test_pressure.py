@@ -3,7 +3,7 @@
 import re
 from dataclasses import dataclass
 
-from bqlab.pressure import MemHog
+from bqlab.pressure import FailFunction, MemHog
 
 
 @dataclass
@@ -35,3 +35,16 @@ def test_memhog_stop_kills_the_workers_and_their_parents_too() -> None:
         assert re.search(pattern, name)
     assert not re.search(pattern, "bqlab-watch")
     assert "-x" not in cmd.split("pkill")[1].split(";")[0]  # no exact-name match
+
+
+def test_fail_function_writes_a_negative_errno_the_way_debugfs_reads_it() -> None:
+    """The retval file is parsed as an unsigned 64-bit number: `echo -16` is refused
+    (EINVAL), so a request_irq failure could not be injected at all."""
+    vm = FakeVm()
+    FailFunction(vm, "bqnic_request_irq", -16, 100).start()  # type: ignore[arg-type]
+    (cmd,) = vm.commands
+    (value,) = re.findall(r"echo (\S+) > bqnic_request_irq/retval", cmd)
+    assert int(value, 0) == (1 << 64) - 16
+    vm = FakeVm()
+    FailFunction(vm, "page_pool_alloc_pages", 0, 100).start()  # type: ignore[arg-type]
+    assert "echo 0x0 > page_pool_alloc_pages/retval" in vm.commands[0]
