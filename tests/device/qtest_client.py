@@ -2,11 +2,13 @@
 
 The test is the "driver": it finds the device through PCI config ports, maps its BARs,
 builds rings in guest RAM, and exchanges frames with the device over a unix datagram
-socket that is the other end of the device's netdev. MSI-X messages are pointed at guest
-RAM, so an interrupt is a 32-bit write the test can read back.
+socket that is the other end of the device's netdev (`-netdev dgram`, or `stream`, whose
+length-prefixed records can carry a frame of any length, 0 included). MSI-X messages are
+pointed at guest RAM, so an interrupt is a 32-bit write the test can read back.
 """
 
 import socket
+import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +32,8 @@ class Qtest:
     """One QEMU under -accel qtest with a bqnic and a datagram link to this process."""
 
     def __init__(self, qemu: Path, workdir: Path, queues: int = 2, extra: str = "",
-                 rx_nobuf: str = "drop"):
+                 rx_nobuf: str = "drop", netdev: str = "dgram",
+                 qemu_args: tuple[str, ...] = ()):
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         qtest_path = self.dir / "qtest.sock"
@@ -39,20 +42,29 @@ class Qtest:
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(str(qtest_path))
         listener.listen(1)
-        self.net = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.net.bind(str(self.net_test))
-        self.net.settimeout(2.0)
+        self.stream = netdev == "stream"
+        if self.stream:
+            net_listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            net_listener.bind(str(self.net_test))
+            net_listener.listen(1)
+            netdev_arg = (f"stream,id=n0,server=off,addr.type=unix,"
+                          f"addr.path={self.net_test}")
+        else:
+            self.net = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self.net.bind(str(self.net_test))
+            self.net.settimeout(2.0)
+            netdev_arg = (f"dgram,id=n0,local.type=unix,local.path={self.net_qemu},"
+                          f"remote.type=unix,remote.path={self.net_test}")
         argv = [
             str(qemu), *firmware_args(), "-machine", "q35", "-accel", "qtest", "-display", "none",
             "-nodefaults", "-no-user-config", "-m", str(RAM_MB),
             "-qtest", f"unix:{qtest_path}", "-qtest-log", str(self.dir / "qtest.log"),
             "-chardev", f"socket,id=qmp,path={self.dir / 'qmp.sock'},server=on,wait=off",
             "-mon", "chardev=qmp,mode=control",
-            "-netdev", f"dgram,id=n0,local.type=unix,local.path={self.net_qemu},"
-                       f"remote.type=unix,remote.path={self.net_test}",
+            "-netdev", netdev_arg,
             "-device", f"bqnic,netdev=n0,id=nic0,queues={queues},rx-nobuf={rx_nobuf},"
                        f"mac=52:54:00:12:34:56{extra}",
-            "-d", "guest_errors", "-D", str(self.dir / "qemu.log"),
+            "-d", "guest_errors,invalid_mem", "-D", str(self.dir / "qemu.log"), *qemu_args,
         ]
         self.stderr = (self.dir / "stderr.log").open("w")
         self.proc = procs.spawn(argv, stdout=self.stderr, stderr=self.stderr)
@@ -64,6 +76,15 @@ class Qtest:
             raise QtestError(f"QEMU did not connect: {self.stderr_text()}") from e
         finally:
             listener.close()
+        if self.stream:
+            net_listener.settimeout(15)
+            try:
+                self.net, _ = net_listener.accept()
+            except TimeoutError as e:
+                self.close()
+                raise QtestError(f"QEMU's netdev did not connect: {self.stderr_text()}") from e
+            finally:
+                net_listener.close()
         self.file = self.sock.makefile("rwb", buffering=0)
         self.qmp = Qmp("qtest", self.dir / "qmp.sock", self.dir / "qmp-events.jsonl")
         self.qmp.connect()
@@ -113,6 +134,8 @@ class Qtest:
         self.cmd(f"writeq 0x{addr:x} 0x{val:x}")
 
     def read(self, addr: int, size: int) -> bytes:
+        if not size:
+            return b""  # qtest asserts on a zero-length read
         return bytes.fromhex(self.cmd(f"read 0x{addr:x} 0x{size:x}")[2:])
 
     def write(self, addr: int, data: bytes) -> None:
@@ -208,14 +231,29 @@ class Qtest:
 
     # --- the link ---
     def send_frame(self, frame: bytes) -> None:
-        self.net.sendto(frame, str(self.net_qemu))
+        if self.stream:
+            self.net.sendall(struct.pack("!I", len(frame)) + frame)
+        else:
+            self.net.sendto(frame, str(self.net_qemu))
 
     def recv_frame(self, timeout: float = 2.0) -> bytes | None:
         self.net.settimeout(timeout)
         try:
-            return self.net.recv(65536)
+            if not self.stream:
+                return self.net.recv(65536)
+            (length,) = struct.unpack("!I", self._recv_exactly(4))
+            return self._recv_exactly(length)
         except TimeoutError:
             return None
+
+    def _recv_exactly(self, n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = self.net.recv(n - len(data))
+            if not chunk:
+                raise TimeoutError("the netdev closed the stream")
+            data += chunk
+        return data
 
     def sync(self) -> None:
         """Let QEMU's main loop deliver frames we sent: a qtest round trip after a pause."""
@@ -252,7 +290,8 @@ class Qtest:
         finally:
             procs.kill(self.proc)
             self.stderr.close()
-            self.net.close()
+            if hasattr(self, "net"):
+                self.net.close()
 
 
 @dataclass

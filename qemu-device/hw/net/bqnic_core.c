@@ -48,6 +48,29 @@ static bool bqnic_queue_stopped(BqnicQueue *q)
     return (q->rx_status | q->tx_status) & BQNIC_QSTATUS_STOPPED;
 }
 
+/*
+ * Accesses to our BARs (MSI-X table included) and frames from the net layer
+ * engage the device's re-entrancy guard themselves. Work that starts
+ * elsewhere (an ITR timer, a PCI config write) engages it here, so that DMA
+ * or an MSI-X message a guest aimed at the device itself is refused instead
+ * of re-entering it mid-operation. False if it is engaged already.
+ */
+static bool bqnic_guard_enter(BqnicCore *core)
+{
+    MemReentrancyGuard *guard = &DEVICE(core->owner)->mem_reentrancy_guard;
+
+    if (guard->engaged_in_io) {
+        return false;
+    }
+    guard->engaged_in_io = true;
+    return true;
+}
+
+static void bqnic_guard_exit(BqnicCore *core)
+{
+    DEVICE(core->owner)->mem_reentrancy_guard.engaged_in_io = false;
+}
+
 /* Interrupts */
 
 static void bqnic_fire_vector(BqnicCore *core, unsigned int vector,
@@ -96,8 +119,31 @@ static void bqnic_itr_timer(void *opaque)
     BqnicQueue *q = opaque;
     uint32_t pending = q->cause & ~q->mask;
 
-    if (pending) {
-        bqnic_queue_fire(q, pending, qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL));
+    if (!pending) {
+        return;
+    }
+    if (!bqnic_guard_enter(q->core)) {
+        /* Only our own MMIO runs timers re-entrantly: try again later. */
+        timer_mod(q->itr_timer, qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL) +
+                  SCALE_US);
+        return;
+    }
+    bqnic_queue_fire(q, pending, qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL));
+    bqnic_guard_exit(q->core);
+}
+
+/* A delay the previous ITR set is timed again with the new one. */
+static void bqnic_itr_changed(BqnicCore *core)
+{
+    unsigned int i;
+
+    for (i = 0; i < core->num_queues; i++) {
+        BqnicQueue *q = &core->queues[i];
+
+        if (timer_pending(q->itr_timer)) {
+            timer_del(q->itr_timer);
+            bqnic_queue_irq(q);
+        }
     }
 }
 
@@ -141,9 +187,29 @@ static void bqnic_dma_error(BqnicQueue *q, enum BqnicDmaWhere where,
     bqnic_misc_cause(core, BQNIC_MISC_DMA_ERR);
 }
 
+/*
+ * The whole range first: pci_dma_rw() stops at the first part that fails, but
+ * writes the parts before it (and a range that wraps past 2^64 goes on at 0).
+ */
+static bool bqnic_dma_range_ok(BqnicQueue *q, enum BqnicDmaWhere where,
+                               dma_addr_t addr, dma_addr_t len,
+                               DMADirection dir)
+{
+    if (len && (addr + len - 1 < addr ||
+                !dma_memory_valid(pci_get_address_space(q->core->owner),
+                                  addr, len, dir, MEMTXATTRS_UNSPECIFIED))) {
+        bqnic_dma_error(q, where, addr);
+        return false;
+    }
+    return true;
+}
+
 static bool bqnic_dma_read(BqnicQueue *q, enum BqnicDmaWhere where,
                            dma_addr_t addr, void *buf, dma_addr_t len)
 {
+    if (!bqnic_dma_range_ok(q, where, addr, len, DMA_DIRECTION_TO_DEVICE)) {
+        return false;
+    }
     if (pci_dma_read(q->core->owner, addr, buf, len) != MEMTX_OK) {
         bqnic_dma_error(q, where, addr);
         return false;
@@ -154,6 +220,9 @@ static bool bqnic_dma_read(BqnicQueue *q, enum BqnicDmaWhere where,
 static bool bqnic_dma_write(BqnicQueue *q, enum BqnicDmaWhere where,
                             dma_addr_t addr, const void *buf, dma_addr_t len)
 {
+    if (!bqnic_dma_range_ok(q, where, addr, len, DMA_DIRECTION_FROM_DEVICE)) {
+        return false;
+    }
     if (pci_dma_write(q->core->owner, addr, buf, len) != MEMTX_OK) {
         bqnic_dma_error(q, where, addr);
         return false;
@@ -168,6 +237,18 @@ typedef struct BqnicRxInfo {
     uint16_t flags;
     size_t l5_offset;       /* 0 if the frame has no TCP/UDP payload offset */
 } BqnicRxInfo;
+
+/* A whole (unfragmented) UDP/IPv4 datagram whose sender sent no checksum. */
+static bool bqnic_rx_udp4_no_csum(BqnicCore *core, bool ip4, EthL4HdrProto l4)
+{
+    size_t at = net_rx_pkt_get_l4_hdr_offset(core->rx_pkt) +
+                offsetof(struct udp_header, uh_sum);
+
+    return ip4 && l4 == ETH_L4_HDR_PROTO_UDP &&
+           !net_rx_pkt_get_ip4_info(core->rx_pkt)->fragment &&
+           at + 2 <= net_rx_pkt_get_total_len(core->rx_pkt) &&
+           lduw_be_p(core->rx_frame + at) == 0;
+}
 
 static void bqnic_rx_classify(BqnicCore *core, BqnicRxInfo *info)
 {
@@ -213,6 +294,9 @@ static void bqnic_rx_classify(BqnicCore *core, BqnicRxInfo *info)
         if (net_rx_pkt_validate_l4_csum(pkt, &valid)) {
             info->flags |= valid ? BQNIC_CQE_F_L4_CSUM_OK :
                                    BQNIC_CQE_F_L4_CSUM_BAD;
+        } else if (bqnic_rx_udp4_no_csum(core, ip4, l4)) {
+            /* Not validated by net_rx_pkt, but valid (RFC 768) */
+            info->flags |= BQNIC_CQE_F_L4_CSUM_OK;
         }
     }
 }
@@ -310,21 +394,40 @@ static bool bqnic_rx_write_cqe(BqnicQueue *q, uint32_t len, uint16_t hdr_len,
     return true;
 }
 
-static void bqnic_rx_check_low(BqnicQueue *q)
+/* After taking buffers, or (short) when a frame found too few of them. */
+static void bqnic_rx_check_low(BqnicQueue *q, bool short_of_buffers)
 {
     BqnicCore *core = q->core;
 
     if ((core->ctrl & BQNIC_CTRL_BQ_LOW_IRQ) &&
-        (bqnic_ring_used(&q->sbq) < core->bq_low_mark ||
+        (short_of_buffers ||
+         bqnic_ring_used(&q->sbq) < core->bq_low_mark ||
          bqnic_ring_used(&q->lbq) < core->bq_low_mark)) {
         bqnic_queue_cause(q, BQNIC_QCAUSE_BQ_LOW);
     }
 }
 
 /*
- * Returns the frame length when the frame was delivered or dropped, and 0 when
- * it must wait in QEMU's queue (rx-nobuf=queue with no buffer posted).
+ * rx-nobuf=queue: false while a held frame waits for buffers, so that the net
+ * layer queues what follows instead of handing each frame over to be parsed
+ * and refused. A change on the queue it waits for (bqnic_rx_kick) retries.
  */
+bool bqnic_core_can_receive(BqnicCore *core)
+{
+    return core->rx_held_queue < 0;
+}
+
+/*
+ * Returns what the net layer takes as "done with it" for a frame that was
+ * delivered or dropped: never 0, which means "hold it, and deliver nothing
+ * more until a flush" (a zero-length frame would otherwise wedge reception).
+ * 0 only when the frame must wait (rx-nobuf=queue with no buffer posted).
+ */
+static ssize_t bqnic_rx_done(size_t len)
+{
+    return len ? len : 1;
+}
+
 ssize_t bqnic_core_receive_iov(BqnicCore *core, const struct iovec *iov,
                                int iovcnt)
 {
@@ -336,6 +439,11 @@ ssize_t bqnic_core_receive_iov(BqnicCore *core, const struct iovec *iov,
     uint16_t sbq_index, lbq_index;
     uint64_t addr;
 
+    if (len < ETH_HLEN) {
+        core->rx_runt++;
+        trace_bqnic_rx_drop(0, "runt", len);
+        return bqnic_rx_done(len);
+    }
     if (len > core->max_frame + 4 || len > BQNIC_FRAME_BUF_SIZE) {
         core->rx_oversize++;
         trace_bqnic_rx_drop(0, "oversize", len);
@@ -370,6 +478,11 @@ ssize_t bqnic_core_receive_iov(BqnicCore *core, const struct iovec *iov,
         bqnic_ring_used(&q->lbq) < need_lbq ||
         bqnic_ring_used(&q->cq) >= q->cq.size) {
         if (core->rx_nobuf_queue) {
+            trace_bqnic_rx_held(q->index, len);
+            core->rx_held_queue = q->index;
+            if (bqnic_ring_used(&q->cq) < q->cq.size) {
+                bqnic_rx_check_low(q, true);
+            }
             return 0;
         }
         if (bqnic_ring_used(&q->sbq) < need_sbq) {
@@ -381,8 +494,9 @@ ssize_t bqnic_core_receive_iov(BqnicCore *core, const struct iovec *iov,
         } else {
             q->stats.rx_drop_cq_full++;
             trace_bqnic_rx_drop(q->index, "cq full", len);
+            return len;
         }
-        bqnic_rx_check_low(q);
+        bqnic_rx_check_low(q, true);
         return len;
     }
 
@@ -422,15 +536,22 @@ ssize_t bqnic_core_receive_iov(BqnicCore *core, const struct iovec *iov,
     q->stats.rx_frames++;
     q->stats.rx_bytes += len;
     bqnic_queue_cause(q, BQNIC_QCAUSE_RX);
-    bqnic_rx_check_low(q);
+    bqnic_rx_check_low(q, false);
     return len;
 }
 
-static void bqnic_rx_kick(BqnicCore *core)
+/*
+ * Something changed that may let a held frame in: a doorbell or a consumer
+ * index on queue q, or (q NULL) the device, link or bus mastering.
+ */
+static void bqnic_rx_kick(BqnicCore *core, BqnicQueue *q)
 {
-    if (core->rx_nobuf_queue) {
-        qemu_flush_queued_packets(qemu_get_queue(core->nic));
+    if (core->rx_held_queue < 0 ||
+        (q && core->rx_held_queue != (int)q->index)) {
+        return;
     }
+    core->rx_held_queue = -1;
+    qemu_flush_queued_packets(qemu_get_queue(core->nic));
 }
 
 /* Transmit */
@@ -620,9 +741,19 @@ void bqnic_core_reset(BqnicCore *core)
         bqnic_queue_reset(&core->queues[i]);
     }
     if (core->nic) {
+        NetClientState *nc = qemu_get_queue(core->nic);
+
         core->mac_lo = ldl_le_p(core->nic->conf->macaddr.a);
         core->mac_hi = lduw_le_p(core->nic->conf->macaddr.a + 4);
-        qemu_purge_queued_packets(qemu_get_queue(core->nic));
+        /*
+         * Frames held for us (rx-nobuf=queue) wait in our incoming queue,
+         * sent by the peer; then let the net layer deliver again.
+         */
+        if (nc->peer) {
+            qemu_purge_queued_packets(nc->peer);
+        }
+        core->rx_held_queue = -1;
+        qemu_flush_queued_packets(nc);
     }
 }
 
@@ -634,6 +765,7 @@ void bqnic_core_reset_stats(BqnicCore *core)
         memset(&core->queues[i].stats, 0, sizeof(core->queues[i].stats));
     }
     core->rx_oversize = 0;
+    core->rx_runt = 0;
     core->dma_errors = 0;
 }
 
@@ -908,7 +1040,7 @@ static void bqnic_bq_doorbell(BqnicQueue *q, int which, uint32_t val)
     }
     bq->prod = val;
     trace_bqnic_bq_doorbell(q->index, bq_name[which], bq->prod, bq->cons);
-    bqnic_rx_kick(q->core);
+    bqnic_rx_kick(q->core, q);
 }
 
 static void bqnic_queue_write(BqnicQueue *q, hwaddr reg, uint32_t val)
@@ -938,7 +1070,7 @@ static void bqnic_queue_write(BqnicQueue *q, hwaddr reg, uint32_t val)
             q->mask = 0;
             bqnic_queue_irq(q); /* a cause that is already pending fires now */
         }
-        bqnic_rx_kick(q->core);
+        bqnic_rx_kick(q->core, q);
         break;
     case BQNIC_Q_SBQ_BASE_LO:
     case BQNIC_Q_SBQ_BASE_HI:
@@ -1008,7 +1140,7 @@ static void bqnic_ctrl_write(BqnicCore *core, uint32_t val)
             bqnic_tx_run(&core->queues[i]);
         }
     }
-    bqnic_rx_kick(core);
+    bqnic_rx_kick(core, NULL);
 }
 
 static void bqnic_set_bounded(uint32_t *reg, uint32_t val, uint32_t min,
@@ -1072,6 +1204,7 @@ void bqnic_core_write(BqnicCore *core, hwaddr addr, uint32_t val)
         break;
     case BQNIC_REG_ITR:
         core->itr = val & 0xffff;
+        bqnic_itr_changed(core);
         break;
     case BQNIC_REG_SBQ_BUF_SIZE:
         bqnic_set_bounded(&core->sbq_buf_size, val, 64, 4096, 64,
@@ -1098,12 +1231,18 @@ void bqnic_core_set_link(BqnicCore *core, bool up)
     }
     trace_bqnic_link(up);
     core->link_up = up;
+    /* From QMP set_link: outside the guard our MMIO engages. */
+    if (!bqnic_guard_enter(core)) {
+        return;
+    }
     bqnic_misc_cause(core, BQNIC_MISC_LINK);
     if (up) {
-        bqnic_rx_kick(core);
+        bqnic_rx_kick(core, NULL);
     }
+    bqnic_guard_exit(core);
 }
 
+/* From a PCI config write: outside the guard our MMIO engages. */
 void bqnic_core_bus_master_changed(BqnicCore *core)
 {
     unsigned int i;
@@ -1111,10 +1250,16 @@ void bqnic_core_bus_master_changed(BqnicCore *core)
     if (!bqnic_bus_master(core)) {
         return;
     }
+    if (!bqnic_guard_enter(core)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "bqnic: bus mastering turned on by"
+                      " the device's own DMA (pending work not started)\n");
+        return;
+    }
     for (i = 0; i < core->num_queues; i++) {
         bqnic_tx_run(&core->queues[i]);
     }
-    bqnic_rx_kick(core);
+    bqnic_rx_kick(core, NULL);
+    bqnic_guard_exit(core);
 }
 
 void bqnic_core_realize(BqnicCore *core, PCIDevice *owner, NICState *nic,
@@ -1126,6 +1271,7 @@ void bqnic_core_realize(BqnicCore *core, PCIDevice *owner, NICState *nic,
     core->nic = nic;
     core->num_queues = num_queues;
     core->rx_nobuf_queue = rx_nobuf_queue;
+    core->rx_held_queue = -1;
     core->link_up = !qemu_get_queue(nic)->link_down;
     core->rx_frame = g_malloc(BQNIC_FRAME_BUF_SIZE);
     core->tx_frame = g_malloc(BQNIC_FRAME_BUF_SIZE);

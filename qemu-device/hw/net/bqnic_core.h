@@ -69,6 +69,7 @@ struct BqnicCore {
     NICState *nic;
     unsigned int num_queues;
     bool rx_nobuf_queue;        /* rx-nobuf=queue: hold frames, don't drop */
+    int rx_held_queue;          /* queue a held frame waits for, or -1 */
     bool link_up;
 
     uint32_t ctrl;
@@ -81,7 +82,8 @@ struct BqnicCore {
     uint64_t dma_err_addr;
     uint32_t dma_err_where;
     bool dma_err;
-    uint8_t rss_key[BQNIC_RSS_KEY_SIZE];
+    /* net_toeplitz_key_init() loads its first 32 bits as a uint32_t */
+    uint8_t rss_key[BQNIC_RSS_KEY_SIZE] QEMU_ALIGNED(8);
     uint8_t rss_indir[BQNIC_RSS_INDIR_SIZE];
     uint32_t sbq_buf_size;
     uint32_t lbq_buf_size;
@@ -94,6 +96,7 @@ struct BqnicCore {
 
     /* host-side counters that are not per queue */
     uint64_t rx_oversize;
+    uint64_t rx_runt;
     uint64_t dma_errors;
 };
 
@@ -108,6 +111,7 @@ void bqnic_core_write(BqnicCore *core, hwaddr addr, uint32_t val);
 
 ssize_t bqnic_core_receive_iov(BqnicCore *core, const struct iovec *iov,
                                int iovcnt);
+bool bqnic_core_can_receive(BqnicCore *core);
 void bqnic_core_set_link(BqnicCore *core, bool up);
 void bqnic_core_bus_master_changed(BqnicCore *core);
 
