@@ -21,8 +21,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.keys or args.json:
         return _print_keys(args)
     what = args.what
+    if args.sanitize and what != "qemu":
+        raise BadInput("--sanitize goes with `bqlab build qemu`")
     if what in ("all", "qemu"):
-        qemu.build(force=args.force)
+        qemu.build(force=args.force, sanitize=args.sanitize)
     if what in ("all", "kernel", "image"):
         spec = _kernel_spec(args)
         k = kernel.build(spec, force=args.force and what != "image")
@@ -352,6 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keys", action="store_true",
                    help="print the artifacts' cache input keys (name=key), build nothing")
     p.add_argument("--json", action="store_true", help="with --keys: as a JSON object")
+    p.add_argument("--sanitize", action="store_true",
+                   help="qemu: the ASan+UBSan variant (its own cache entry), for make fuzz")
     _add_kernel_options(p)
     p.set_defaults(func=cmd_build)
 

@@ -16,7 +16,7 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -36,12 +36,13 @@ def _die_with_parent() -> None:
 
 
 def spawn(argv: Sequence[str], stdout: IO | int | None = None, stderr: IO | int | None = None,
-          cwd: Path | None = None) -> subprocess.Popen:
-    """Start a child that dies with the harness. Call from the main thread: PDEATHSIG fires
-    when the forking *thread* exits."""
+          cwd: Path | None = None, env: Mapping[str, str] | None = None) -> subprocess.Popen:
+    """Start a child that dies with the harness (env: added to ours). Call from the main
+    thread: PDEATHSIG fires when the forking *thread* exits."""
     install_signal_handlers()
     proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
-                            cwd=cwd, preexec_fn=_die_with_parent, start_new_session=True)
+                            cwd=cwd, preexec_fn=_die_with_parent, start_new_session=True,
+                            env={**os.environ, **env} if env else None)
     with _lock:
         _live.add(proc)
     return proc

@@ -33,12 +33,15 @@ class Qtest:
 
     def __init__(self, qemu: Path, workdir: Path, queues: int = 2, extra: str = "",
                  rx_nobuf: str = "drop", netdev: str = "dgram",
-                 qemu_args: tuple[str, ...] = ()):
+                 qemu_args: tuple[str, ...] = (), env: dict[str, str] | None = None,
+                 timeout: float | None = None):
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         qtest_path = self.dir / "qtest.sock"
         self.net_qemu = self.dir / "net-qemu.sock"
         self.net_test = self.dir / "net-test.sock"
+        for leftover in (qtest_path, self.net_qemu, self.net_test, self.dir / "qmp.sock"):
+            leftover.unlink(missing_ok=True)  # a reused directory (fuzz replays)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(str(qtest_path))
         listener.listen(1)
@@ -67,7 +70,7 @@ class Qtest:
             "-d", "guest_errors,invalid_mem", "-D", str(self.dir / "qemu.log"), *qemu_args,
         ]
         self.stderr = (self.dir / "stderr.log").open("w")
-        self.proc = procs.spawn(argv, stdout=self.stderr, stderr=self.stderr)
+        self.proc = procs.spawn(argv, stdout=self.stderr, stderr=self.stderr, env=env)
         listener.settimeout(15)
         try:
             self.sock, _ = listener.accept()
@@ -85,6 +88,7 @@ class Qtest:
                 raise QtestError(f"QEMU's netdev did not connect: {self.stderr_text()}") from e
             finally:
                 net_listener.close()
+        self.sock.settimeout(timeout)  # a command that never returns: the device hangs
         self.file = self.sock.makefile("rwb", buffering=0)
         self.qmp = Qmp("qtest", self.dir / "qmp.sock", self.dir / "qmp-events.jsonl")
         self.qmp.connect()

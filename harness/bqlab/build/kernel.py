@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,8 @@ from ..store import Artifact, ensure
 from . import sources
 
 RECIPE_VERSION = 1  # how the tree is prepared and configured (a change rebuilds it all)
-ARTIFACT_RECIPE = 2  # what is collected from the built tree (a change only re-collects)
+ARTIFACT_RECIPE = 3  # what is collected from the built tree (a change only re-collects);
+# 3: a user patch's bqnic driver hunks are applied at every build, not undone by it
 # The kernel's own netlink CLI and specs, for ynl page-pool-get / qstats-get in the guest.
 YNL_FILES = ("tools/net/ynl/cli.py", "tools/net/ynl/lib/*.py",
              "Documentation/netlink/*.yaml", "Documentation/netlink/specs/netdev.yaml")
@@ -202,11 +204,16 @@ def _configured_tree(spec: KernelSpec) -> Path:
     log = tree / "build.log"
     src = _prepare_source(spec, tree, log)
     # The hook patch sources drivers/net/ethernet/bqnic/Kconfig: it must exist before
-    # any make target reads Kconfig.
-    _install_driver(src)
+    # any make target reads Kconfig. The patches' driver parts go in with the driver.
+    _install_driver(src, spec.all_patches(), log)
     for patch in spec.all_patches():
+        rest = patch_sections(patch.read_text(), driver=False)
+        if not rest:
+            continue
+        staged = tree / f".{patch.name}.tree"
+        staged.write_text(rest)
         run_logged(f"applying {patch.name}",
-                   ["patch", "-p1", "--forward", "--batch", "-i", str(patch)], log, cwd=src)
+                   ["patch", "-p1", "--forward", "--batch", "-i", str(staged)], log, cwd=src)
     fragments = spec.all_fragments()
     run_logged("make tinyconfig", ["make", "tinyconfig"], log, cwd=src)
     run_logged("merging config fragments",
@@ -225,12 +232,51 @@ def _configured_tree(spec: KernelSpec) -> Path:
 DRIVER_IN_TREE = "drivers/net/ethernet/bqnic"
 
 
-def _install_driver(src: Path) -> None:
-    """Copy guest-kernel/bqnic into the tree; unchanged files keep their mtime, so make
-    rebuilds only what changed."""
-    for f in sorted(driver_dir().iterdir()):
-        if f.is_file() and not f.name.endswith(".md"):
-            write_if_changed(src / DRIVER_IN_TREE / f.name, f.read_bytes())
+GIT_HEADER = ("diff ", "index ", "new file mode", "deleted file mode", "old mode", "new mode",
+              "similarity index", "rename from", "rename to")
+
+
+def patch_sections(text: str, driver: bool) -> str:
+    """The per-file sections of a unified diff that patch the bqnic driver (driver=True),
+    or all the others."""
+    lines = text.splitlines(keepends=True)
+    starts = []
+    for i in range(len(lines) - 1):
+        if lines[i].startswith("--- ") and lines[i + 1].startswith("+++ "):
+            first = i
+            while first > 0 and lines[first - 1].startswith(GIT_HEADER) and \
+                    (not starts or first - 1 > starts[-1][1] + 1):
+                first -= 1
+            starts.append((first, i))
+    out = []
+    for k, (first, minus) in enumerate(starts):
+        end = starts[k + 1][0] if k + 1 < len(starts) else len(lines)
+        path = lines[minus + 1][4:].split("\t")[0].strip()
+        if path.split("/", 1)[-1].startswith(DRIVER_IN_TREE + "/") == driver:
+            out.extend(lines[first:end])
+    return "".join(out)
+
+
+def _install_driver(src: Path, patches: list[Path], log: Path) -> None:
+    """Copy guest-kernel/bqnic into the tree with the patches' driver parts applied (they
+    would be lost at each build otherwise, which re-copies the driver). Unchanged files
+    keep their mtime, so make rebuilds only what changed."""
+    with tempfile.TemporaryDirectory(prefix="bqnic-driver-") as tmp:
+        staged = Path(tmp) / DRIVER_IN_TREE
+        staged.mkdir(parents=True)
+        for f in sorted(driver_dir().iterdir()):
+            if f.is_file() and not f.name.endswith(".md"):
+                shutil.copy2(f, staged / f.name)
+        for patch in patches:
+            part = patch_sections(patch.read_text(), driver=True)
+            if part:
+                (Path(tmp) / "driver.patch").write_text(part)
+                run_logged(f"applying {patch.name} to the bqnic driver",
+                           ["patch", "-p1", "--forward", "--batch", "-i", "driver.patch"],
+                           log, cwd=Path(tmp))
+        for f in sorted(staged.iterdir()):
+            if f.suffix != ".orig":
+                write_if_changed(src / DRIVER_IN_TREE / f.name, f.read_bytes())
 
 
 def build(spec: KernelSpec, force: bool = False) -> Path:
@@ -240,7 +286,7 @@ def build(spec: KernelSpec, force: bool = False) -> Path:
         hostdeps.require_packages(hostdeps.KERNEL_BUILD, "building the guest kernel")
         tree = _configured_tree(spec)
         src = (tree / "src").resolve()
-        _install_driver(src)
+        _install_driver(src, spec.all_patches(), tree / "build.log")
         jobs = str(os.cpu_count() or 2)
         log = tree / "build.log"
         run_logged("building the kernel (~6 min on 2 cores cold)",

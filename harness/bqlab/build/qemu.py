@@ -2,6 +2,9 @@
 
 Two cache levels: the configured tree (keyed by source and configure flags) is reused, so a
 change to the device sources under qemu-device/ only re-runs ninja on the overlaid tree.
+
+`sanitize=True` is a variant of both, configured with ASan and UBSan, for `make fuzz` and
+the sanitizer qtests: its own tree and artifact, so it never rebuilds the normal one.
 """
 
 import bz2
@@ -30,26 +33,36 @@ CONFIGURE_FLAGS = [
     "--disable-werror",
     "--disable-download",  # never reach for subprojects over git: Debian has them
 ]
+# Both: an ASan report or a UBSan "runtime error" is a finding, whichever device it is in.
+SANITIZE_FLAGS = ["--enable-asan", "--enable-ubsan"]
 BINARY = "qemu-system-x86_64"
+# QEMU leaks at exit by design (LeakSanitizer would fail every run); UBSan reports and goes
+# on, so one run finds every report, with its stack.
+SANITIZER_ENV = {"ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0",
+                 "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=0"}
 
 
 def device_dir() -> Path:
     return repo_root() / "qemu-device"
 
 
-def tree_inputs() -> dict:
+def configure_flags(sanitize: bool = False) -> list[str]:
+    return CONFIGURE_FLAGS + (SANITIZE_FLAGS if sanitize else [])
+
+
+def tree_inputs(sanitize: bool = False) -> dict:
     return {"recipe": RECIPE_VERSION, "tarball": sources.QEMU_TARBALL,
-            "configure": CONFIGURE_FLAGS}
+            "configure": configure_flags(sanitize)}
 
 
-def inputs() -> dict:
+def inputs(sanitize: bool = False) -> dict:
     # Docs do not change the binary; everything else under qemu-device/ may.
     device = {k: v for k, v in tree_digests(device_dir()).items() if not k.endswith(".md")}
-    return {**tree_inputs(), "device": device}
+    return {**tree_inputs(sanitize), "device": device}
 
 
-def artifact() -> Artifact:
-    return Artifact("qemu", make_key(inputs()))
+def artifact(sanitize: bool = False) -> Artifact:
+    return Artifact("qemu-sanitize" if sanitize else "qemu", make_key(inputs(sanitize)))
 
 
 def binary(art: Path) -> Path:
@@ -82,9 +95,9 @@ def source_tree() -> Path:
     return _configured_tree() / sources.QEMU_TOPDIR
 
 
-def _configured_tree() -> Path:
+def _configured_tree(sanitize: bool = False) -> Path:
     """Extract and configure the tree once per tree key; returns the tree directory."""
-    tree_key = make_key(tree_inputs())
+    tree_key = make_key(tree_inputs(sanitize))
     tree = cache_root() / "qemu-tree" / tree_key
     stamp = tree / ".configured"
     if stamp.exists():
@@ -99,8 +112,9 @@ def _configured_tree() -> Path:
     _stub_edk2_blobs(src)
     build = src / "build"
     build.mkdir()
-    run_logged("configuring QEMU",
-               ["../configure", f"--python={sys.executable}", *CONFIGURE_FLAGS], log, cwd=build)
+    run_logged("configuring QEMU" + (" with ASan and UBSan" if sanitize else ""),
+               ["../configure", f"--python={sys.executable}", *configure_flags(sanitize)],
+               log, cwd=build)
     stamp.write_text(tree_key)
     return tree
 
@@ -127,19 +141,21 @@ def apply_device_overlay(src: Path) -> list[str]:
     return written
 
 
-def build(force: bool = False) -> Path:
-    art = artifact()
+def build(force: bool = False, sanitize: bool = False) -> Path:
+    art = artifact(sanitize)
 
     def do_build(out: Path) -> None:
         hostdeps.require_packages(hostdeps.QEMU_BUILD, "building QEMU")
         _check_python()
-        tree = _configured_tree()
+        tree = _configured_tree(sanitize)
         src = tree / sources.QEMU_TOPDIR
         apply_device_overlay(src)
-        run_logged("building QEMU (ninja, ~4 min on 2 cores cold)",
+        cold = "~10 min with sanitizers" if sanitize else "~4 min"
+        run_logged(f"building QEMU (ninja, {cold} on 2 cores cold)",
                    ["ninja", "-C", str(src / "build"), BINARY], tree / "build.log")
         (out / "bin").mkdir()
         shutil.copy2(src / "build" / BINARY, out / "bin" / BINARY)
         (out / "bin" / "digest").write_text(file_digest(out / "bin" / BINARY))
 
-    return ensure(art, "QEMU", inputs(), do_build, force=force)
+    return ensure(art, "QEMU (ASan+UBSan)" if sanitize else "QEMU", inputs(sanitize), do_build,
+                  force=force)
