@@ -14,7 +14,12 @@ SCENARIOS ?= rx-stall xdp-cycles
 # Extra pytest arguments, e.g. make test PYTEST_ARGS="-m 'not vm'"
 PYTEST_ARGS ?=
 
-.PHONY: run test unit vm build lint venv clean-venv
+# make fuzz: fresh seeds against the ASan+UBSan build of QEMU for FUZZ_SECONDS; findings
+# are shrunk into JSON reproducers (replay: python -m tests.device.fuzz_bqnic --replay F)
+FUZZ_SECONDS ?= 1800
+FUZZ_OUT     ?= artifacts/fuzz
+
+.PHONY: run test unit vm build lint venv clean-venv fuzz
 
 run: $(STAMP)
 	$(BQLAB) run $(SCENARIOS)
@@ -33,6 +38,12 @@ vm: $(STAMP)
 
 build: $(STAMP)
 	$(BQLAB) build all
+
+fuzz: $(STAMP)
+	$(BQLAB) deps run
+	$(BQLAB) build qemu --sanitize
+	$(VENV)/bin/python -m tests.device.fuzz_bqnic --sanitize --seconds $(FUZZ_SECONDS) \
+	  --out $(FUZZ_OUT)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check harness tests

@@ -23,10 +23,12 @@ exactly and shrinks (delta debugging) to a short reproducer written as JSON.
 import argparse
 import json
 import random
+import shutil
 import socket
 import struct
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -348,9 +350,9 @@ class Target:
     """One QEMU with a bqnic under qtest, set up as a driver would before the program."""
 
     def __init__(self, binary: Path, workdir: Path, queues: int, rx_nobuf: str,
-                 sanitize: bool) -> None:
+                 sanitize: bool, timeout: float = 30.0) -> None:
         self.qt = Qtest(binary, workdir, queues=queues, rx_nobuf=rx_nobuf, netdev="stream",
-                        env=qemu.SANITIZER_ENV if sanitize else None, timeout=30.0)
+                        env=qemu.SANITIZER_ENV if sanitize else None, timeout=timeout)
         self.wire = Wire(self.qt.net)
         qt = self.qt
         qt.find_device()
@@ -501,15 +503,21 @@ class FindingError(Exception):
 
 
 def execute(binary: Path, workdir: Path, program: dict, sanitize: bool,
-            check_every: int = 500) -> tuple[Finding | None, int]:
-    """Run a program on a fresh QEMU; returns its finding (or None) and the ops run."""
+            check_every: int = 500, timeout: float = 30.0,
+            inject: Callable[[Target, int], None] | None = None) -> tuple[Finding | None, int]:
+    """Run a program on a fresh QEMU; returns its finding (or None) and the ops run.
+    inject(target, i) runs after op i: the detectors' negative controls break things
+    there."""
     done = 0
     target = None
     try:
-        target = Target(binary, workdir, program["queues"], program["rx_nobuf"], sanitize)
+        target = Target(binary, workdir, program["queues"], program["rx_nobuf"], sanitize,
+                        timeout)
         for i, op in enumerate(program["ops"]):
             target.run(op)
             done += 1
+            if inject is not None:
+                inject(target, i)
             if (i + 1) % check_every == 0:
                 target.check()
         target.check()
@@ -595,7 +603,9 @@ def fuzz(binary: Path, workdir: Path, seeds: list[int] | None, seconds: float, s
         finding, done = execute(binary, workdir / f"seed-{seed}", program, sanitize)
         summary.seeds += 1
         summary.ops += done
-        if finding is not None:
+        if finding is None:
+            shutil.rmtree(workdir / f"seed-{seed}", ignore_errors=True)  # logs of a clean run
+        else:
             log(f"seed {seed}: {finding}")
             if shrink_s:
                 program = shrink(binary, workdir, program, finding, sanitize, shrink_s)
