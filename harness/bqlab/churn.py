@@ -14,10 +14,19 @@ XDP_DIR = "/usr/local/lib/bqlab/xdp"
 XDP_ACTIONS = ("pass", "drop", "tx", "redirect_cpu")
 # The cpumap entry for CPU 0 (qsize 1024), in the map of the program just attached: names
 # are not unique while the previous program is still being freed.
-_FILL_CPUMAP = (
+_CPUMAP_ID = (
     "id=$(ip -d link show dev test0 | sed -n 's/.*prog\\/xdp id \\([0-9]*\\).*/\\1/p'); "
-    "map=$(bpftool prog show id $id | sed -n 's/.*map_ids \\([0-9]*\\).*/\\1/p'); "
-    "bpftool map update id $map key hex 00 00 00 00 value hex 00 04 00 00 00 00 00 00")
+    "map=$(bpftool prog show id $id | sed -n 's/.*map_ids \\([0-9]*\\).*/\\1/p'); ")
+
+
+def _fill_cpumap(qsize: int) -> str:
+    """CPU 0's entry: struct bpf_cpumap_val {u32 qsize; u32 prog fd (none)}, little endian."""
+    value = " ".join(f"{b:02x}" for b in qsize.to_bytes(4, "little")) + " 00 00 00 00"
+    return _CPUMAP_ID + f"bpftool map update id $map key hex 00 00 00 00 value hex {value}"
+
+
+# Frames still queued for CPU 0's kthread are freed when the entry goes (__cpu_map_entry_free).
+_DELETE_CPUMAP_ENTRY = _CPUMAP_ID + "bpftool map delete id $map key hex 00 00 00 00"
 
 Outcome = tuple[bool, str, dict]
 
@@ -60,11 +69,18 @@ def xdp_cycles(state: RunState, step: dict) -> Outcome:
         action = step["actions"][cycle % len(step["actions"])]
         attach = f"ip link set dev test0 xdpdrv obj {XDP_DIR}/xdp_{action}.o sec xdp"
         if action == "redirect_cpu":
-            attach += f" && {_FILL_CPUMAP}"
+            attach += f" && {_fill_cpumap(step['cpumap_qsize'])}"
         res = state.record_event(f"xdp attach {action} (cycle {cycle})", _marked(step, attach))
         if not res.ok and not _refused(step, refusals, f"attach {action}", res):
             return _failed(f"cycle {cycle}: attach {action}", res)
-        time.sleep(rng.uniform(lo, hi))
+        dwell = rng.uniform(lo, hi)
+        if action == "redirect_cpu" and step["cpumap_delete"] and res.ok:
+            time.sleep(dwell / 2)
+            res = state.topo["dut"].run(_DELETE_CPUMAP_ENTRY)
+            if not res.ok:
+                return _failed(f"cycle {cycle}: delete the cpumap entry", res)
+            dwell /= 2
+        time.sleep(dwell)
         res = state.record_event(f"xdp detach {action} (cycle {cycle})",
                                  _marked(step, "ip link set dev test0 xdpdrv off"))
         if not res.ok and not _refused(step, refusals, f"detach {action}", res):
