@@ -204,8 +204,13 @@ class Generator:
         if r < 0.05:
             # runts, zero-length ones too; but not while the link is down: QEMU's net
             # layer then answers "0 bytes taken" for it itself, which the stream netdev
-            # takes as "hold on", and it never reads the socket again (not the device's)
+            # takes as "hold on", and it never reads the socket again (not the device's).
+            # The stream hands an empty record over only when the next bytes arrive: send
+            # them at once, while the link is still up.
             data = bytes(self.rng.randrange(0 if self.link_up else 1, 14))
+            if not data:
+                self.emit("frame", "")
+                data = bytes(60)
         elif r < 0.6:
             data = ip_frame(self.rng)
         else:
