@@ -1,5 +1,6 @@
 """From a finished run's samples to its verdict records (report.json `verdicts`)."""
 
+import time
 from typing import Any
 
 from .runstate import RunState
@@ -58,3 +59,40 @@ def judge_dma(state: RunState, api_before: int | None) -> dict[str, Any]:
         f"{'not read' if device is None else 0}")
     return {"name": "dma", "verdict": verdict, "reason": reason,
             "dma_api_errors": [api_before, api_after], "device_dma_errors": device}
+
+
+BQL_INFLIGHT = "/sys/class/net/test0/queues/tx-*/byte_queue_limits/inflight"
+
+
+def judge_bql(state: RunState, settle: float = 5.0) -> dict[str, Any]:
+    """Once nothing is sent, BQL must hold no byte in flight on any tx queue: a driver that
+    frees queued skbs with its ring (close, reconfigure, XDP swap) without
+    netdev_tx_reset_queue() leaves bytes BQL waits for forever, and a queue that stops
+    for good once they reach its limit."""
+    dut = state.topo["dut"]
+    command = f"grep -H . {BQL_INFLIGHT} 2>/dev/null"
+    deadline = time.monotonic() + settle
+    while True:
+        res = dut.run(command, timeout=20)
+        held = {}
+        for line in res.stdout.splitlines():
+            path, _, value = line.rpartition(":")
+            queue = path.split("/queues/")[-1].split("/")[0]
+            if value.strip().isdigit() and int(value) > 0:
+                held[queue] = int(value)
+        if not held or time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
+    if not res.stdout.strip():
+        return {"name": "bql", "verdict": PASS, "reason": "no BQL on test0's tx queues",
+                "inflight": {}}
+    if held:
+        worst = max(held, key=lambda q: held[q])
+        return {"name": "bql", "verdict": FAIL, "inflight": held,
+                "reason": f"{worst}: BQL holds {held[worst]} byte(s) in flight {settle:.0f} s "
+                          "after the traffic stopped (skbs freed without "
+                          "netdev_tx_reset_queue()?)" +
+                          (f"; also {', '.join(q for q in held if q != worst)}"
+                           if len(held) > 1 else "")}
+    return {"name": "bql", "verdict": PASS, "inflight": {},
+            "reason": "no byte left in flight on any tx queue once the traffic stopped"}

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from . import liveness
 from .build.artifacts import BuiltArtifacts
 from .errors import BqlabError, ExitCode, InfraError
-from .judge import dma_api_errors, judge_dma, judge_rx_stall, judge_teardown
+from .judge import dma_api_errors, judge_bql, judge_dma, judge_rx_stall, judge_teardown
 from .progress import say
 from .report import RunReport
 from .rundir import new_run_dir
@@ -156,6 +156,7 @@ def _judge(scenario: Scenario, state: RunState, rep: RunReport,
     if teardown is not None:
         rep.verdicts.append(judge_teardown(state, teardown["grace"]))
     rep.verdicts.append(judge_dma(state, dma_before))
+    rep.verdicts.append(judge_bql(state))
     for v in rep.verdicts:
         say(f"  verdict {v['name']}: {v['verdict']}: {v['reason']}")
 
