@@ -26,7 +26,7 @@ OK, NOTE, PROBLEM = "ok", "note", "problem"
 MIN_FREE_GIB = 6
 MIN_MEMORY_GIB = 4  # DUT 1 GiB + peer 512 MiB + two QEMUs + the kernel build
 MIN_CORES = 2
-ARTIFACT_KINDS = ("qemu", "kernel", "rootfs", "image")
+ARTIFACT_KINDS = ("qemu", "qemu-sanitize", "kernel", "rootfs", "image")
 TREE_KINDS = ("qemu-tree", "kernel-tree", "downloads")
 
 
@@ -149,7 +149,8 @@ def current_keys() -> dict[str, str]:
     """The keys the current sources ask for, where they can be known without fetching."""
     from .build import image, kernel, qemu
 
-    keys = {"qemu": qemu.artifact().key, "rootfs": image.rootfs_artifact().key}
+    keys = {"qemu": qemu.artifact().key, "qemu-sanitize": qemu.artifact(sanitize=True).key,
+            "rootfs": image.rootfs_artifact().key}
     try:
         kart = kernel.artifact(kernel.KernelSpec.from_env(), fetch=False)
         keys["kernel"] = kart.key
