@@ -71,29 +71,26 @@ class Qtest:
         ]
         self.stderr = (self.dir / "stderr.log").open("w")
         self.proc = procs.spawn(argv, stdout=self.stderr, stderr=self.stderr, env=env)
-        listener.settimeout(15)
-        try:
-            self.sock, _ = listener.accept()
-        except TimeoutError as e:
-            self.close()
-            raise QtestError(f"QEMU did not connect: {self.stderr_text()}") from e
-        finally:
-            listener.close()
+        self.sock = self._accept(listener, "QEMU")
         if self.stream:
-            net_listener.settimeout(15)
-            try:
-                self.net, _ = net_listener.accept()
-            except TimeoutError as e:
-                self.close()
-                raise QtestError(f"QEMU's netdev did not connect: {self.stderr_text()}") from e
-            finally:
-                net_listener.close()
+            self.net = self._accept(net_listener, "QEMU's netdev")
         self.sock.settimeout(timeout)  # a command that never returns: the device hangs
         self.file = self.sock.makefile("rwb", buffering=0)
         self.qmp = Qmp("qtest", self.dir / "qmp.sock", self.dir / "qmp-events.jsonl")
         self.qmp.connect()
         self.next_alloc = ALLOC_BASE
         self.devfn = -1
+
+    def _accept(self, listener: socket.socket, who: str) -> socket.socket:
+        """The connection QEMU makes to a socket of ours; closes the listener."""
+        listener.settimeout(15)
+        try:
+            return listener.accept()[0]
+        except TimeoutError as e:
+            self.close()
+            raise QtestError(f"{who} did not connect: {self.stderr_text()}") from e
+        finally:
+            listener.close()
 
     # --- the protocol ---
     def cmd(self, line: str) -> str:
