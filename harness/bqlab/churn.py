@@ -12,8 +12,8 @@ from .runstate import RunState
 
 XDP_DIR = "/usr/local/lib/bqlab/xdp"
 XDP_ACTIONS = ("pass", "drop", "tx", "redirect_cpu")
-# The cpumap entry for CPU 0 (qsize 1024), in the map of the program just attached: names
-# are not unique while the previous program is still being freed.
+# The cpumap of the program just attached, found by its id: names are not unique while the
+# previous program is still being freed.
 _CPUMAP_ID = (
     "id=$(ip -d link show dev test0 | sed -n 's/.*prog\\/xdp id \\([0-9]*\\).*/\\1/p'); "
     "map=$(bpftool prog show id $id | sed -n 's/.*map_ids \\([0-9]*\\).*/\\1/p'); ")

@@ -451,7 +451,7 @@ class Target:
                     raise FindingError(Finding(
                         "spec", f"queue {q} {ring}: producer {regs[prod]} consumer "
                                 f"{regs[cons]} further apart than the ring ({regs[size]})"))
-        stats = self.qt.stats()["queues"]
+        stats = self.check_stats()
         for q in range(self.queues):
             for bq in ("sbq", "lbq"):
                 owned = (qt.readl(qreg(q, f"{bq}_prod")) - qt.readl(qreg(q, f"{bq}_cons")))
@@ -459,7 +459,6 @@ class Target:
                     raise FindingError(Finding(
                         "spec", f"queue {q}: {bq}_owned {stats[q][f'{bq}_owned']} but "
                                 f"producer - consumer = {owned & 0xFFFFFFFF}"))
-        self.check_stats()
         for base, size in CANARIES:
             data = qt.read(base, size)
             stray = [base + i for i, b in enumerate(data) if b != CANARY_BYTE and
@@ -514,11 +513,13 @@ class Target:
             "wedged", "after a reset, a plain driver never received the frame sent last "
                       f"({len(self.wire.out)} bytes still unread by QEMU)"))
 
-    def check_stats(self) -> None:
-        stats = self.qt.stats()
-        for q, st in enumerate(stats["queues"]):
+    def check_stats(self) -> list[dict]:
+        """The per-queue stats, once they are checked."""
+        queues = self.qt.stats()["queues"]
+        for q, st in enumerate(queues):
             if st["sbq_owned"] > 4096 or st["lbq_owned"] > 4096:
                 raise FindingError(Finding("spec", f"queue {q} owns more than a ring: {st}"))
+        return queues
 
     def sanitizer_report(self) -> str | None:
         text = self.qt.stderr_text()
