@@ -1,4 +1,4 @@
-"""User patches that touch the bqnic driver: they must reach the built driver.
+"""Which patches reach the kernel: a user patch's bqnic driver hunks, and the series' fixes.
 
 The build re-copies guest-kernel/bqnic into the tree before each make (so driver edits are
 incremental); that copy used to undo a --kernel-patch's driver hunks, so a patched driver
@@ -7,7 +7,9 @@ was judged while the unpatched one ran."""
 import difflib
 from pathlib import Path
 
+import pytest
 from bqlab.build import kernel
+from bqlab.errors import BadInput
 
 DRIVER = kernel.DRIVER_IN_TREE + "/bqnic_main.c"
 MARK = "/* bqlab test: this line comes from a user patch */\n"
@@ -41,3 +43,27 @@ def test_driver_patch_survives_every_reinstall(tmp_path: Path) -> None:
         assert MARK in (src / DRIVER).read_text()
     kernel._install_driver(src, [], tmp_path / "build.log")
     assert MARK not in (src / DRIVER).read_text()
+
+
+def test_debian_only_fixes_skip_a_users_tree(tmp_path: Path) -> None:
+    """Fixes for Debian's source are not forced on a tree the user brings: its bugs are
+    what bqlab is there to report."""
+    (tmp_path / "Makefile").write_text("")
+    ours = [p.name for p, _ in kernel.series_entries()]
+    debian = kernel.KernelSpec()
+    users = kernel.KernelSpec(tree=tmp_path)
+    fixes = [p.name for p, only in kernel.series_entries() if only]
+    assert fixes, "the series has a debian-source-only fix"
+    assert [p.name for p in debian.all_patches()] == ours
+    assert [p.name for p in users.all_patches()] == [n for n in ours if n not in fixes]
+
+
+def test_series_errors_name_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "a.patch").write_text("")
+    series = tmp_path / "series"
+    series.write_text("# comment\na.patch\na.patch debian-only\n")
+    with pytest.raises(BadInput, match=r"series:3: unknown qualifier 'debian-only'"):
+        kernel.series_entries(series)
+    series.write_text("b.patch\n")
+    with pytest.raises(BadInput, match=r"series:1: no file b.patch"):
+        kernel.series_entries(series)

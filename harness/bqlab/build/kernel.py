@@ -2,7 +2,8 @@
 
 Inputs (all enter the cache key):
   source   Debian's linux-source-6.12 .deb (default) or a path to your own kernel tree
-  patches  guest-kernel/patches/series, then your patch files, applied in order (patch -p1)
+  patches  guest-kernel/patches/series (its debian-source-only fixes only on Debian's
+           source), then your patch files, applied in order (patch -p1)
   config   tinyconfig + guest-kernel/config/*.config (sorted) + your fragments, merged
            with merge_config.sh; every option a fragment asks for must survive olddefconfig
 The configured tree is kept per (source, patches, config) so later builds are incremental.
@@ -72,17 +73,36 @@ class KernelSpec:
                 raise BadInput(f"{p}: no such file")
 
     def all_patches(self) -> list[Path]:
-        series = kernel_dir() / "patches" / "series"
-        ours: list[Path] = []
-        if series.is_file():
-            for line in series.read_text().splitlines():
-                line = line.split("#", 1)[0].strip()
-                if line:
-                    ours.append(kernel_dir() / "patches" / line)
+        ours = [patch for patch, debian_only in series_entries()
+                if not debian_only or self.tree is None]
         return ours + list(self.patches)
 
     def all_fragments(self) -> list[Path]:
         return sorted((kernel_dir() / "config").glob("*.config")) + list(self.fragments)
+
+
+SERIES_QUALIFIERS = ("debian-source-only",)
+
+
+def series_entries(series: Path | None = None) -> list[tuple[Path, bool]]:
+    """guest-kernel/patches/series: (patch, applied to Debian's source only) per line."""
+    series = series or kernel_dir() / "patches" / "series"
+    entries: list[tuple[Path, bool]] = []
+    if not series.is_file():
+        return entries
+    for lineno, line in enumerate(series.read_text().splitlines(), 1):
+        words = line.split("#", 1)[0].split()
+        if not words:
+            continue
+        name, *qualifiers = words
+        unknown = [q for q in qualifiers if q not in SERIES_QUALIFIERS]
+        patch = series.parent / name
+        if unknown or not patch.is_file():
+            what = f"unknown qualifier {unknown[0]!r}" if unknown else f"no file {name}"
+            raise BadInput(f"{series}:{lineno}: {what}; expected 'PATCH "
+                           f"[{' '.join(SERIES_QUALIFIERS)}]'")
+        entries.append((patch, bool(qualifiers)))
+    return entries
 
 
 def _user_tree_id(tree: Path) -> dict:
