@@ -3,12 +3,18 @@ cycles, ifdown/ifup, ring, channel and MTU changes, driver reload. Each change i
 teardown event with the pools that existed just before it (runstate.record_event), for the
 teardown verdict."""
 
+from __future__ import annotations
+
 import random
 import time
+from typing import TYPE_CHECKING
 
+from . import nics
 from .pressure import MAKE_IT_FAIL
 from .progress import say
-from .runstate import RunState
+
+if TYPE_CHECKING:
+    from .runstate import RunState
 
 XDP_DIR = "/usr/local/lib/bqlab/xdp"
 XDP_ACTIONS = ("pass", "drop", "tx", "redirect_cpu")
@@ -135,9 +141,11 @@ def mtu(state: RunState, step: dict) -> Outcome:
 
 def reload(state: RunState, step: dict) -> Outcome:
     dut = state.topo["dut"]
+    driver = nics.model(dut.config.nic).driver
     for i in range(step["times"]):
-        res = state.record_event(f"rmmod bqnic ({i})", "rmmod bqnic", must_destroy=True)
+        res = state.record_event(f"rmmod {driver} ({i})", f"rmmod {driver}",
+                                 must_destroy=True)
         if not res.ok:
-            return _failed("rmmod bqnic", res)
+            return _failed(f"rmmod {driver}", res)
         state.topo.configure_test_link(dut)  # modprobe with the same parameters
-    return True, f"rmmod/modprobe bqnic x{step['times']}", {}
+    return True, f"rmmod/modprobe {driver} x{step['times']}", {}

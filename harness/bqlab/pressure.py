@@ -10,10 +10,15 @@
 - balloon: the host inflates a virtio-balloon over QMP until the guest has `leave_mb` left.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .errors import InfraError
-from .vm import Vm
+
+if TYPE_CHECKING:
+    from .vm import Vm
 
 FAIL_FUNCTION = "/sys/kernel/debug/fail_function"
 FAIL_PAGE_ALLOC = "/sys/kernel/debug/fail_page_alloc"

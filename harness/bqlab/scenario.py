@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from . import nics
 from .churn import XDP_ACTIONS
 from .errors import BadInput
 from .schema import (
@@ -24,13 +25,12 @@ from .schema import (
     validate,
 )
 from .traffic import parse_ports
-from .verdicts import DEFAULT_POOL_GRACE, DEFAULT_STALL_THRESHOLD
-from .watchdog import DEFAULT_INTERVAL
+from .verdicts import DEFAULT_INTERVAL, DEFAULT_POOL_GRACE, DEFAULT_STALL_THRESHOLD
 
 PRESSURE_METHODS = ("fail_function", "fail_page_alloc", "memhog", "balloon")
 
 VM_NAMES = ("dut", "peer")
-NIC_MODELS = ("bqnic", "virtio-net-pci", "e1000e")
+NIC_MODELS = tuple(nics.MODELS)
 
 VM_SPEC = Struct({
     "nic": Field(Scalar(str, choices=NIC_MODELS), default="virtio-net-pci",
@@ -38,9 +38,10 @@ VM_SPEC = Struct({
     "cpus": Field(Scalar(int, minimum=1, maximum=8), default=1),
     "memory": Field(Scalar(int, minimum=256, maximum=8192), default=512, help="MiB"),
     "queues": Field(Scalar(int, minimum=1, maximum=8), default=2,
-                    help="bqnic queue pairs"),
+                    help="queue pairs (models that take them from QEMU: bqnic)"),
     "driver_params": Field(MapOf(AnyScalar()), default=dict,
-                           help="bqnic module parameters, e.g. refill_fallback: 0"),
+                           help="module parameters of the NIC's driver (a module: bqnic), "
+                                "e.g. refill_fallback: 0"),
     "silent": Field(Scalar(bool), default=False,
                     help="no IPv6, static ARP: sends nothing unasked on the test link"),
     "balloon": Field(Scalar(bool), default=False, help="add a virtio-balloon device"),
@@ -109,8 +110,9 @@ STEPS = {
     "pressure": Struct({
         "method": Field(Scalar(str, choices=PRESSURE_METHODS), required=True),
         "seconds": Field(Scalar(float, minimum=0.1, maximum=3600), default=None),
-        "function": Field(Scalar(str), default="bqnic_alloc_rx_page",
-                          help="fail_function: an ALLOW_ERROR_INJECTION function"),
+        "function": Field(Scalar(str), default=None,
+                          help="fail_function: an ALLOW_ERROR_INJECTION function (default: "
+                               "the one that fails the DUT NIC's rx refills, nics.py)"),
         "retval": Field(Scalar(int), default=0, help="fail_function: what it returns"),
         "probability": Field(Scalar(int, minimum=1, maximum=100), default=100,
                              help="fail_function, fail_page_alloc: percent of calls"),
@@ -373,7 +375,7 @@ def load(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> Scen
 
 # Steps that act on the DUT (and its page_pools) whatever they name.
 DUT_STEPS = ("pressure", "xdp_cycles", "ifdown_ifup", "rings", "channels", "mtu", "reload")
-BQNIC_STEPS = ("reload",)
+MODULE_STEPS = ("reload",)  # rmmod/modprobe the DUT NIC's driver
 
 
 def _check_references(data: dict[str, Any], path: Path) -> None:
@@ -397,8 +399,21 @@ def _check_references(data: dict[str, Any], path: Path) -> None:
         if kind in DUT_STEPS and dut is None:
             problem(step, i, "acts on the DUT, but vms has no dut")
             continue
-        if kind in BQNIC_STEPS and dut["nic"] != "bqnic":
-            problem(step, i, f"needs the bqnic driver on the DUT (its nic is {dut['nic']})")
+        model = nics.model(dut["nic"]) if dut is not None else None
+        if model is None:
+            pass
+        elif kind in MODULE_STEPS and not model.module:
+            problem(step, i, f"reloads the NIC's driver module, but {model.driver} "
+                    f"({dut['nic']}) is built in")
+        elif kind == "xdp_cycles" and not model.xdp:
+            problem(step, i, f"{model.driver} ({dut['nic']}) has no XDP")
+        elif kind == "pressure" and step["method"] == "fail_function" and \
+                step["function"] is None:
+            if model.rx_alloc_function is None:
+                problem(step, i, f"fail_function: nothing known fails {model.driver}'s rx "
+                        "refills: name a `function`, or use method fail_page_alloc")
+            else:
+                step["function"] = model.rx_alloc_function
         if kind == "traffic" and step["from"] in vms and \
                 step["threads"] > vms[step["from"]]["cpus"]:
             problem(step, i, f"threads: {step['threads']} pktgen threads need as many cpus "
@@ -411,9 +426,13 @@ def _check_references(data: dict[str, Any], path: Path) -> None:
                 problem(step, i, "dwell: expected [min, max] seconds with min <= max")
             if "redirect_cpu" in step["actions"] and dut["cpus"] < 2:
                 problem(step, i, "redirect_cpu needs a DUT with at least 2 cpus")
+    for name, vm in vms.items():
+        if vm["driver_params"] and not nics.model(vm["nic"]).module:
+            issues.append(Issue(f"{path}:1", f"vms.{name}.driver_params",
+                                f"{nics.model(vm['nic']).driver} is built in: it takes no "
+                                "module parameters"))
     verdicts = data["verdicts"]
-    if verdicts["rx_stall"] is not None and (dut is None or dut["nic"] != "bqnic"):
-        issues.append(Issue(f"{path}:1", "verdicts.rx_stall",
-                            "needs vms.dut.nic: bqnic (it reads bqnic's buffer counters)"))
+    if verdicts["rx_stall"] is not None and dut is None:
+        issues.append(Issue(f"{path}:1", "verdicts.rx_stall", "needs a vms.dut"))
     if issues:
         raise ValidationError(issues)

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import accel
+from . import accel, nics
 from .build.artifacts import BuiltArtifacts
 from .console import Finding
 from .errors import InfraError
@@ -114,18 +114,21 @@ class Topology:
             self.configure_test_link(vm)
 
     def configure_test_link(self, vm: Vm) -> None:
-        """Load bqnic if it is the test NIC, name the NIC test0, address it, bring it up.
+        """Load the test NIC's driver if it is a module; name the NIC test0, address it,
+        bring it up.
 
         A silent VM sends nothing on its own: no IPv6 (router and neighbour solicitations)
         and static ARP entries for the other VMs. Its own transmissions would complete on
         the tx ring and run NAPI, which hides an rx stall."""
         mac = vm.config.test_mac
         addr = self.address(vm.name)
-        # No udev in the guest: bqnic (a module) is loaded by hand, with its parameters.
+        # No udev in the guest: a driver built as a module is loaded by hand, with its
+        # parameters.
         modprobe = ""
-        if vm.config.nic == "bqnic":
+        model = nics.model(vm.config.nic)
+        if model.module:
             params = " ".join(f"{k}={_param(v)}" for k, v in vm.config.driver_params.items())
-            modprobe = f"modprobe bqnic {params}; "
+            modprobe = f"modprobe {model.driver} {params}; "
         script = (
             f"set -e; {modprobe}dev=$(for d in /sys/class/net/*; do "
             f"if [ \"$(cat $d/address)\" = {mac} ]; then echo ${{d##*/}}; fi; done); "

@@ -7,11 +7,16 @@
   queues fill and hold the driver's pages.
 """
 
+from __future__ import annotations
+
 import shlex
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .errors import InfraError
-from .vm import Vm
+
+if TYPE_CHECKING:
+    from .vm import Vm
 
 PKTGEN = "/proc/net/pktgen"
 SINKS_LOG = "/tmp/bqlab-sinks.log"

@@ -15,6 +15,7 @@ INCONCLUSIVE = "INCONCLUSIVE"
 
 DEFAULT_STALL_THRESHOLD = 2.0
 DEFAULT_POOL_GRACE = 3.0
+DEFAULT_INTERVAL = 0.25  # seconds between watchdog samples
 
 
 def counter_delta(before: int, after: int, bits: int = 64) -> int:

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import procs
+from . import nics, procs
 from .build.artifacts import BuiltArtifacts
 from .console import Finding, scan_file
 from .errors import InfraError
@@ -59,8 +59,8 @@ class VmConfig:
     cpus: int = 1
     memory_mb: int = 512
     nic: str = "virtio-net-pci"
-    queues: int = 2  # bqnic queue pairs
-    driver_params: dict[str, object] = field(default_factory=dict)  # bqnic module parameters
+    queues: int = 2  # queue pairs, for a model that takes them from QEMU (nics.py)
+    driver_params: dict[str, object] = field(default_factory=dict)  # module parameters
     balloon: bool = False  # a virtio-balloon the harness inflates over QMP
     silent: bool = False  # sends nothing unasked on the test link (see Topology)
     index: int = 0  # distinguishes MACs between VMs
@@ -127,9 +127,8 @@ class Vm:
             "-device", f"virtio-net-pci,netdev=mgmt,mac={c.mgmt_mac},romfile=",
         ]
         if c.link is not None:
-            nic = f"{c.nic},netdev=link,id=testnic,mac={c.test_mac}"
-            nic += f",queues={c.queues}" if c.nic == "bqnic" else ",romfile="
-            argv += ["-netdev", c.link.netdev("link"), "-device", nic]
+            argv += ["-netdev", c.link.netdev("link"),
+                     "-device", nics.model(c.nic).device_arg(c.test_mac, c.queues)]
         if c.balloon:
             argv += ["-device", "virtio-balloon-pci,id=balloon0,deflate-on-oom=on"]
         return argv + c.extra_args

@@ -1,5 +1,7 @@
 """Scenario files are checked before anything boots; errors name file:line and the fix."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -165,11 +167,31 @@ def test_cross_checks_name_the_line_and_the_fix(tmp_path: Path) -> None:
     assert any(e.startswith(f"{path}:10: ") and "at least 2 cpus" in e for e in errs)
 
 
-def test_rx_stall_verdict_needs_bqnic(tmp_path: Path) -> None:
-    text = STALL.replace("nic: bqnic, cpus: 1", "nic: e1000e, cpus: 2").replace(
-        "threads: 2", "threads: 1").replace("balloon", "memhog")
+def test_each_nic_model_gets_its_own_rx_fault_injection(tmp_path: Path) -> None:
+    """fail_function defaults to what fails the DUT NIC's rx refills (nics.py)."""
+    text = STALL.replace("threads: 2", "threads: 1").replace("balloon", "fail_function")
+    text = text.replace("[tx, redirect_cpu], dwell: [2, 1]", "[tx]")
+    vmxnet3 = scenario.load(write(tmp_path, text.replace("nic: bqnic", "nic: vmxnet3")))
+    assert vmxnet3.steps[1]["function"] == "page_pool_alloc_pages"
+    named = scenario.load(write(tmp_path, text.replace(
+        "method: fail_function", "method: fail_function, function: e1000_alloc_rx_buffers")
+        .replace("nic: bqnic", "nic: igb")))
+    assert named.steps[1]["function"] == "e1000_alloc_rx_buffers"
+    errs = errors_of(write(tmp_path, text.replace("nic: bqnic", "nic: igb")))
+    assert any(":9: steps[1].pressure: fail_function: nothing known fails igb's rx "
+               "refills" in e for e in errs), errs
+
+
+def test_model_limits_are_bad_input(tmp_path: Path) -> None:
+    """Module parameters and reloads need a driver built as a module; XDP needs XDP."""
+    text = STALL.replace("threads: 2", "threads: 1").replace(
+        "nic: bqnic, cpus: 1", "nic: e1000e, cpus: 2, driver_params: {x: 1}")
+    text += "  - reload: {}\n"
     errs = errors_of(write(tmp_path, text))
-    assert any("verdicts.rx_stall: needs vms.dut.nic: bqnic" in e for e in errs), errs
+    assert any("vms.dut.driver_params: e1000e is built in" in e for e in errs), errs
+    assert any(":10: steps[2].xdp_cycles: e1000e (e1000e) has no XDP" in e for e in errs)
+    assert any(":11: steps[3].reload: reloads the NIC's driver module, but e1000e" in e
+               for e in errs), errs
 
 
 def test_bad_port_range_and_pressure_method(tmp_path: Path) -> None:
@@ -181,7 +203,8 @@ def test_bad_port_range_and_pressure_method(tmp_path: Path) -> None:
 
 
 def test_set_creates_missing_mappings(tmp_path: Path) -> None:
-    sc = scenario.load(write(tmp_path, GOOD), ("vms.dut.driver_params.refill_fallback=0",
+    sc = scenario.load(write(tmp_path, GOOD), ("vms.dut.nic=bqnic",
+                                               "vms.dut.driver_params.refill_fallback=0",
                                                "vms.peer.cpus=2"))
     assert sc.vms["dut"]["driver_params"] == {"refill_fallback": 0}
     assert sc.vms["peer"]["cpus"] == 2
@@ -235,3 +258,13 @@ def test_expect_names_known_verdicts_only(tmp_path: Path) -> None:
     assert any("rx-stal" in e for e in errors), errors
     errors = errors_of(write(tmp_path, GOOD + "expect: {rx-stall: STAL}\n"))
     assert any("STAL" in e for e in errors), errors
+
+
+def test_parsing_a_scenario_imports_no_vm_machinery() -> None:
+    """`bqlab run --dry-run`, editors and CI lint load scenarios: no SSH or QMP for that."""
+    code = ("import sys, bqlab.scenario; "
+            "print(' '.join(m for m in sys.modules if m.split('.')[0] in "
+            "('paramiko', 'qemu') or m in ('bqlab.vm', 'bqlab.ssh', 'bqlab.qmp')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == ""
