@@ -68,8 +68,10 @@ MODELS: dict[str, NicModel] = {m.name: m for m in (
              rx_alloc_function=None, evidence=EVIDENCE_TRACE, drops_when_empty=False,
              trace_events=E1000E_RX_TRACE,
              note="igb shares e1000e's rx trace events in QEMU: rings full, frames held"),
+    # Its rx buffers come from page_pool only with an XDP program (skbs otherwise), so
+    # rx_alloc falls back to fail_page_alloc.
     NicModel("vmxnet3", driver="vmxnet3", module=False, page_pool=True,
-             pools_in_netlink=False, rx_alloc_function=PAGE_POOL_ALLOC,
+             pools_in_netlink=False, rx_alloc_function=None,
              evidence=EVIDENCE_GUEST_DEVICE_STATS, drops_when_empty=True,
              note="vmxnet3's pools have no .netdev (page-pool-get cannot see them): "
                   "teardown is judged on the page_pool ledger; its drops for lack of "

@@ -27,7 +27,9 @@ from .schema import (
 from .traffic import parse_ports
 from .verdicts import DEFAULT_INTERVAL, DEFAULT_POOL_GRACE, DEFAULT_STALL_THRESHOLD
 
-PRESSURE_METHODS = ("fail_function", "fail_page_alloc", "memhog", "balloon")
+# rx_alloc: whatever fails the DUT NIC's rx refills (nics.py), resolved at load time to
+# fail_function on its refill function, or fail_page_alloc on atomic allocations.
+PRESSURE_METHODS = ("rx_alloc", "fail_function", "fail_page_alloc", "memhog", "balloon")
 
 VM_NAMES = ("dut", "peer")
 NIC_MODELS = tuple(nics.MODELS)
@@ -378,6 +380,28 @@ DUT_STEPS = ("pressure", "xdp_cycles", "ifdown_ifup", "rings", "channels", "mtu"
 MODULE_STEPS = ("reload",)  # rmmod/modprobe the DUT NIC's driver
 
 
+def _resolve_rx_alloc(step: dict, model: nics.NicModel) -> str | None:
+    """A pressure step's injection point, from the DUT's NIC model where the file leaves
+    it open. The step keeps `rx_alloc: true` so the report says it was chosen for it."""
+    if step["method"] == "rx_alloc":
+        step["rx_alloc"] = True
+        if model.rx_alloc_function is not None:
+            step["method"], step["function"] = "fail_function", model.rx_alloc_function
+        else:
+            # Atomic allocations only: NAPI's refills fail, a refill work's GFP_KERNEL
+            # (the fix this bug class needs) still succeeds.
+            step["method"] = "fail_page_alloc"
+            if step["task_filter"]:
+                return (f"rx_alloc: task_filter needs a fail_function target, and nothing "
+                        f"known fails {model.driver}'s refills: name a `function`")
+    elif step["method"] == "fail_function" and step["function"] is None:
+        if model.rx_alloc_function is None:
+            return (f"fail_function: nothing known fails {model.driver}'s rx refills: name "
+                    "a `function`, or use method rx_alloc (fail_page_alloc for it)")
+        step["function"] = model.rx_alloc_function
+    return None
+
+
 def _check_references(data: dict[str, Any], path: Path) -> None:
     """What the schema cannot see: steps name declared VMs, DUT steps have a DUT with what
     they need, verdicts have the counters they are judged on."""
@@ -407,13 +431,10 @@ def _check_references(data: dict[str, Any], path: Path) -> None:
                     f"({dut['nic']}) is built in")
         elif kind == "xdp_cycles" and not model.xdp:
             problem(step, i, f"{model.driver} ({dut['nic']}) has no XDP")
-        elif kind == "pressure" and step["method"] == "fail_function" and \
-                step["function"] is None:
-            if model.rx_alloc_function is None:
-                problem(step, i, f"fail_function: nothing known fails {model.driver}'s rx "
-                        "refills: name a `function`, or use method fail_page_alloc")
-            else:
-                step["function"] = model.rx_alloc_function
+        elif kind == "pressure":
+            trouble = _resolve_rx_alloc(step, model)
+            if trouble:
+                problem(step, i, trouble)
         if kind == "traffic" and step["from"] in vms and \
                 step["threads"] > vms[step["from"]]["cpus"]:
             problem(step, i, f"threads: {step['threads']} pktgen threads need as many cpus "

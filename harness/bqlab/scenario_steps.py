@@ -119,6 +119,8 @@ def _pressure(state: RunState, step: dict) -> tuple[bool, str, dict]:
     else:
         p = Balloon(dut, step["leave_mb"])
         what = f"balloon down to {step['leave_mb']} MiB"
+    if step.get("rx_alloc"):
+        what += f" (rx_alloc for {dut.config.nic})"
     state.start_pressure(p)
     if step["seconds"] is None:
         return True, f"{what}: started", {}

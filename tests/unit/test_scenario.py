@@ -168,11 +168,14 @@ def test_cross_checks_name_the_line_and_the_fix(tmp_path: Path) -> None:
 
 
 def test_each_nic_model_gets_its_own_rx_fault_injection(tmp_path: Path) -> None:
-    """fail_function defaults to what fails the DUT NIC's rx refills (nics.py)."""
-    text = STALL.replace("threads: 2", "threads: 1").replace("balloon", "fail_function")
+    """rx_alloc and a bare fail_function resolve to what fails the DUT NIC's rx refills."""
+    text = STALL.replace("threads: 2", "threads: 1").replace("balloon", "rx_alloc")
     text = text.replace("[tx, redirect_cpu], dwell: [2, 1]", "[tx]")
+    bqnic = scenario.load(write(tmp_path, text)).steps[1]
+    assert (bqnic["method"], bqnic["function"]) == ("fail_function", "bqnic_alloc_rx_page")
     vmxnet3 = scenario.load(write(tmp_path, text.replace("nic: bqnic", "nic: vmxnet3")))
-    assert vmxnet3.steps[1]["function"] == "page_pool_alloc_pages"
+    assert vmxnet3.steps[1]["method"] == "fail_page_alloc" and vmxnet3.steps[1]["rx_alloc"]
+    text = text.replace("rx_alloc", "fail_function")
     named = scenario.load(write(tmp_path, text.replace(
         "method: fail_function", "method: fail_function, function: e1000_alloc_rx_buffers")
         .replace("nic: bqnic", "nic: igb")))
@@ -198,7 +201,7 @@ def test_bad_port_range_and_pressure_method(tmp_path: Path) -> None:
     text = STALL.replace("threads: 2", "ports: 9010-9000").replace("balloon", "oom")
     errs = errors_of(write(tmp_path, text))
     assert any(":8: steps[0].traffic.ports: expected a UDP port or range" in e for e in errs)
-    assert any(":9: steps[1].pressure.method: expected one of fail_function" in e
+    assert any(":9: steps[1].pressure.method: expected one of rx_alloc, fail_function" in e
                for e in errs), errs
 
 
