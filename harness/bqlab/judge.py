@@ -3,9 +3,11 @@
 import time
 from typing import Any
 
+from . import ledger, nics
 from .runstate import RunState
 from .verdicts import (
     INCONCLUSIVE,
+    LEAK,
     PASS,
     StallVerdict,
     rx_stall_verdict,
@@ -28,20 +30,66 @@ def judge_rx_stall(state: RunState, threshold: float) -> dict[str, Any]:
         v = StallVerdict(INCONCLUSIVE, "no memory pressure phase ran: nothing to recover from")
     else:
         windows = [(a, b) for a, b in state.pressure_windows if b >= 0]
-        v = rx_stall_verdict(state.watchdog.queue_series(), end, threshold, windows)
+        traffic = [(a, b) for a, b in state.traffic_windows]
+        v = rx_stall_verdict(state.watchdog.queue_series(traffic), end, threshold, windows)
+    model = state.watchdog.model
     return {"name": "rx-stall", "verdict": v.verdict, "reason": v.reason, "queue": v.queue,
+            "nic": model.name, "device_evidence": model.evidence or "none",
+            "evidence_note": evidence_note(model),
             "stalled_queues": v.queues, "buffer_queue": v.buffer_queue,
             "stalled_for": round(v.stalled_for, 2), "threshold": threshold,
             "pressure": state.pressure_windows,
             "evidence": v.evidence}
 
 
+def evidence_note(model: nics.NicModel) -> str:
+    """What the rx-stall verdict of this model stands on, for the report."""
+    where = {nics.EVIDENCE_BQNIC: "bqnic's own counters over QMP (buffers owned and drops, "
+                                  "per buffer queue and queue)",
+             nics.EVIDENCE_VIRTQUEUE: "QEMU's x-query-virtio-queue-status of rx queue 0 "
+                                      "(buffers the device holds), judged for the whole "
+                                      "device; frames count as arriving while the peer "
+                                      "sends",
+             nics.EVIDENCE_TRACE: f"QEMU trace events {', '.join(model.trace_events)}, "
+                                  "counted for the whole device (no buffer count)",
+             nics.EVIDENCE_GUEST_DEVICE_STATS: "the device's per-queue counters as its "
+                                               "driver reads them (ethtool -S; no buffer "
+                                               "count)"}
+    text = where.get(model.evidence or "", "no device-side source: guest and peer "
+                     "evidence only")
+    return f"{model.name}: {text}" + (f". {model.note}" if model.note else "")
+
+
 def judge_teardown(state: RunState, grace: float) -> dict[str, Any]:
+    """Three witnesses: page-pool-get (netlink: pools with a .netdev), the page_pool ledger
+    (tracepoints: every pool) and the console ("stalled pool shutdown", after 60 s). Any
+    that sees a leak makes it a LEAK; the report says what each saw."""
     assert state.watchdog is not None
-    v = teardown_verdict(state.teardown_events(), state.watchdog.pool_snapshots(), grace)
-    return {"name": "teardown", "verdict": v.verdict, "reason": v.reason,
-            "events": len(state.events), "pools_checked": v.checked, "grace": grace,
-            "leaked": v.leaked}
+    netlink = teardown_verdict(state.teardown_events(), state.watchdog.pool_snapshots(), grace)
+    pools, known_until = ledger.build(list(state.watchdog.guest))
+    must_destroy = [e.start for e in state.teardown_events() if e.must_destroy]
+    book = ledger.ledger_verdict(pools, known_until, must_destroy, state.sinks_closed_at,
+                                 grace)
+    stalled = ledger.stalled_shutdowns(state.topo["dut"].console_text())
+    verdicts = (netlink.verdict, book.verdict)
+    if LEAK in verdicts or stalled:
+        verdict = LEAK
+    elif PASS in verdicts:
+        verdict = PASS
+    else:
+        verdict = INCONCLUSIVE
+    seen = [f"netlink: {netlink.verdict}: {netlink.reason}",
+            f"ledger: {book.verdict}: {book.reason}"]
+    if stalled:
+        seen.append(f"console: {stalled[0]}")
+    return {"name": "teardown", "verdict": verdict, "reason": "; ".join(seen),
+            "events": len(state.events), "pools_checked": netlink.checked, "grace": grace,
+            "leaked": netlink.leaked,
+            "witnesses": {"netlink": netlink.verdict, "ledger": book.verdict,
+                          "console": "stalled pool shutdown" if stalled else "quiet"},
+            "ledger": {"verdict": book.verdict, "checked": book.checked,
+                       "leaked": book.leaked, "pools": book.pools},
+            "console_stalled": stalled[:5]}
 
 
 def judge_dma(state: RunState, api_before: int | None) -> dict[str, Any]:

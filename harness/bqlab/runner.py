@@ -9,6 +9,7 @@ from . import liveness
 from .build.artifacts import BuiltArtifacts
 from .errors import BqlabError, ExitCode, InfraError
 from .judge import dma_api_errors, judge_bql, judge_dma, judge_rx_stall, judge_teardown
+from .ledger import RETRY_PERIOD
 from .progress import say
 from .report import RunReport
 from .rundir import new_run_dir
@@ -110,8 +111,7 @@ def _run_steps(scenario: Scenario, topo: Topology, rep: RunReport) -> None:
     state = RunState(topo)
     if scenario.watched:
         dut = topo["dut"]
-        state.watchdog = Watchdog(dut, scenario.watch_interval,
-                                  device=dut.config.nic == "bqnic")
+        state.watchdog = Watchdog(dut, scenario.watch_interval)
         state.watchdog.start()
         say(f"  watchdog: DUT counters every {scenario.watch_interval}s "
             f"(guest{' and device' if state.watchdog.device_enabled else ''})")
@@ -148,8 +148,10 @@ def _judge(scenario: Scenario, state: RunState, rep: RunReport,
     assert dog is not None
     teardown = scenario.verdicts["teardown"]
     if teardown is not None and state.events:
-        # Sample past the last pool's deadline before judging.
-        due = max(e.settled for e in state.teardown_events()) + teardown["grace"]
+        # Sample past the last pool's deadline before judging (and past one more retry
+        # of its release work, which the ledger sees it drain at).
+        due = max(e.settled for e in state.teardown_events()) + teardown["grace"] + \
+            RETRY_PERIOD
         dog.wait_guest_samples(after=due, count=1, timeout=due - dog.now() + 15)
     if scenario.verdicts["rx_stall"] is not None:
         rep.verdicts.append(judge_rx_stall(state, scenario.verdicts["rx_stall"]["threshold"]))

@@ -15,6 +15,8 @@ from .watchdog import Watchdog
 
 
 class Background(Protocol):
+    def start(self) -> object: ...
+
     def stop(self) -> object: ...
 
 
@@ -28,6 +30,9 @@ class RunState:
     # Teardown events, each with whether unread sinks held pages when it happened.
     events: list[tuple[TeardownEvent, bool]] = field(default_factory=list)
     pressure_windows: list[list[float]] = field(default_factory=list)  # [start, end]
+    # While traffic is sent to the DUT: [start, end]. For a model that holds frames back
+    # instead of dropping them, "frames keep arriving" means this.
+    traffic_windows: list[list[float]] = field(default_factory=list)
     sinks_closed_at: float | None = None
     steps: list[dict[str, Any]] = field(default_factory=list)  # {index, kind, start, end}
 
@@ -52,10 +57,19 @@ class RunState:
                 w[1] = self.now()
         return stopped
 
+    def start_traffic(self, flow: Background, to_dut: bool) -> None:
+        flow.start()
+        self.traffic.append(flow)
+        if to_dut:
+            self.traffic_windows.append([self.now(), -1.0])
+
     def stop_traffic(self) -> int:
         stopped = len(self.traffic)
         while self.traffic:
             self.traffic.pop().stop()
+        for w in self.traffic_windows:
+            if w[1] < 0:
+                w[1] = self.now()
         return stopped
 
     def close_sinks(self) -> int:
@@ -112,6 +126,7 @@ class RunState:
             "device_samples": bool(dog and dog.device_enabled),
             "dut_nic": dog.vm.config.nic if dog else None,
             "pressure": [[round(a, 3), round(b, 3)] for a, b in self.pressure_windows],
+            "traffic": [[round(a, 3), round(b, 3)] for a, b in self.traffic_windows],
             "events": [{"what": e.what, "start": round(e.start, 3), "end": round(e.end, 3),
                         "pools": [{"id": i, "inflight": p.get("inflight", 0)}
                                   for i, p in sorted(e.pools.items())],

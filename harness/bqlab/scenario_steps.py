@@ -80,8 +80,7 @@ def _traffic(state: RunState, step: dict) -> tuple[bool, str, dict]:
     dst = topo.address(step["to"]).ipv4
     if step["method"] == "stopped-tcp":
         flow = StoppedTcp(sender, receiver, dst, streams=step["streams"])
-        flow.start()
-        state.traffic.append(flow)
+        state.start_traffic(flow, to_dut=step["to"] == "dut")
         return True, (f"{step['from']} -> {step['to']}: {step['streams']} TCP stream(s) into "
                       "a stopped receiver"), {}
     ports = parse_ports(step["ports"])
@@ -93,8 +92,7 @@ def _traffic(state: RunState, step: dict) -> tuple[bool, str, dict]:
         sinks = f", unread sinks of {step['rcvbuf_mb']} MiB"
     gen = Pktgen(sender, dst, receiver.config.test_mac, step["size"], step["rate"], ports,
                  step["threads"])
-    gen.start()
-    state.traffic.append(gen)
+    state.start_traffic(gen, to_dut=step["to"] == "dut")
     rate = f"{step['rate']} pps" if step["rate"] else "full rate"
     return True, (f"{step['from']} -> {step['to']}: pktgen {step['size']} B, {rate}, "
                   f"UDP ports {step['ports']}{sinks}"), {}

@@ -25,16 +25,45 @@ def counter_delta(before: int, after: int, bits: int = 64) -> int:
 
 @dataclass(frozen=True)
 class QueueSample:
-    """One watchdog sample of one rx queue."""
+    """One watchdog sample of one rx queue, in the terms of any NIC model.
+
+    A model's buffer rings are named as it names them: bqnic's "sbq" and "lbq", "rx" for a
+    model with one ring per queue. `turned_away` counts the frames the device could not
+    take for lack of buffers (dropped, or refused and held back by QEMU); `owned` is how
+    many buffers the device holds now, None where the model does not say."""
 
     t: float  # seconds since the run started
     guest_rx: int  # packets the driver delivered on this queue
-    alloc_fail: int  # rx-alloc-fail of this queue
-    drop_no_sbq: int  # device drops for lack of an sbq buffer
-    drop_no_lbq: int  # device drops for lack of lbq buffers
-    sbq_owned: int  # buffers the device holds now
-    lbq_owned: int
+    alloc_fail: int  # rx allocation failures the driver counted on this queue (0: none)
+    turned_away: dict[str, int]  # per ring, cumulative
+    owned: dict[str, int | None]  # per ring, now
     counter_bits: int = 64  # width of the cumulative counters above
+
+    @classmethod
+    def bqnic(cls, t: float, guest_rx: int, alloc_fail: int, drop_no_sbq: int,
+              drop_no_lbq: int, sbq_owned: int, lbq_owned: int,
+              counter_bits: int = 64) -> "QueueSample":
+        return cls(t, guest_rx, alloc_fail, {"sbq": drop_no_sbq, "lbq": drop_no_lbq},
+                   {"sbq": sbq_owned, "lbq": lbq_owned}, counter_bits)
+
+    def as_evidence(self) -> dict[str, Any]:
+        """Flat, for report.json: bqnic's keys stay drop_no_sbq, sbq_owned, ..."""
+        flat: dict[str, Any] = {"t": self.t, "guest_rx": self.guest_rx,
+                                "alloc_fail": self.alloc_fail}
+        for ring, n in self.turned_away.items():
+            flat[f"drop_no_{ring}"] = n
+        for ring, n in self.owned.items():
+            flat[f"{ring}_owned"] = n
+        flat["counter_bits"] = self.counter_bits
+        return flat
+
+    @classmethod
+    def from_evidence(cls, flat: dict[str, Any]) -> "QueueSample":
+        rings = [k[len("drop_no_"):] for k in flat if k.startswith("drop_no_")]
+        return cls(flat["t"], flat["guest_rx"], flat["alloc_fail"],
+                   {r: flat[f"drop_no_{r}"] for r in rings},
+                   {r: flat.get(f"{r}_owned") for r in rings},
+                   flat.get("counter_bits", 64))
 
 
 @dataclass
@@ -48,34 +77,35 @@ class StallVerdict:
     queues: list[int] = field(default_factory=list)  # every queue that stalled
 
 
-# The most buffers of each buffer queue one frame can need: one sbq buffer (a small frame,
-# or the headers of a split one), and for lbq a 9216-byte jumbo frame (bqnic's largest)
-# over the driver's 3072-byte lbq buffers. A device that owns this many can take any frame.
-MAX_BUFFERS_PER_FRAME = {"sbq": 1, "lbq": 3}
+# The most buffers of each ring one frame can need: one sbq buffer (a small frame, or the
+# headers of a split one), and for lbq a 9216-byte jumbo frame (bqnic's largest) over the
+# driver's 3072-byte lbq buffers. A device that owns this many can take any frame. "rx":
+# one descriptor per frame (virtio-net's mergeable buffers, e1000e/igb at MTU 1500).
+MAX_BUFFERS_PER_FRAME = {"sbq": 1, "lbq": 3, "rx": 1}
 
 
-def _owned(sample: QueueSample, bq: str) -> int:
-    return sample.sbq_owned if bq == "sbq" else sample.lbq_owned
+def _owned(sample: QueueSample, ring: str) -> int | None:
+    return sample.owned.get(ring)
 
 
 def _starved(prev: QueueSample, cur: QueueSample) -> str | None:
-    """Which buffer queue left frames dropping with nothing delivered in (prev, cur].
+    """Which ring left frames turned away with nothing delivered in (prev, cur].
 
     Starved means the device owns fewer buffers than a frame needs, not none: a jumbo
     frame needs 3 lbq buffers, so a queue stuck at 1 or 2 drops every such frame. The
-    drop counter itself says a frame found too few; the owned count at the end of the
-    interval says the driver has not put that right since.
+    turned-away counter itself says a frame found too few; the owned count at the end of
+    the interval (where the model reports one) says the driver has not put that right
+    since.
     """
     bits = cur.counter_bits
-    rx_moved = counter_delta(prev.guest_rx, cur.guest_rx, bits) > 0
-    if rx_moved:
+    if counter_delta(prev.guest_rx, cur.guest_rx, bits) > 0:
         return None
-    if counter_delta(prev.drop_no_sbq, cur.drop_no_sbq, bits) > 0 and \
-            cur.sbq_owned < MAX_BUFFERS_PER_FRAME["sbq"]:
-        return "sbq"
-    if counter_delta(prev.drop_no_lbq, cur.drop_no_lbq, bits) > 0 and \
-            cur.lbq_owned < MAX_BUFFERS_PER_FRAME["lbq"]:
-        return "lbq"
+    for ring, turned_away in cur.turned_away.items():
+        if counter_delta(prev.turned_away.get(ring, turned_away), turned_away, bits) == 0:
+            continue
+        owned = cur.owned.get(ring)
+        if owned is None or owned < MAX_BUFFERS_PER_FRAME.get(ring, 1):
+            return ring
     return None
 
 
@@ -87,6 +117,23 @@ def _counted_from(t: float, windows: list[tuple[float, float]]) -> float | None:
     if any(start <= t < end for start, end in windows):
         return None
     return max(ends) if ends else None
+
+
+def _exercised(samples: list[QueueSample]) -> bool:
+    """The pressure reached the refill path: the driver counted an allocation failure, or
+    (for a driver that counts none) the device went short of buffers."""
+    first, last = samples[0], samples[-1]
+    if counter_delta(first.alloc_fail, last.alloc_fail, last.counter_bits) > 0:
+        return True
+    return any(counter_delta(first.turned_away.get(r, n), n, last.counter_bits) > 0
+               for r, n in last.turned_away.items())
+
+
+def _posted(sample: QueueSample, ring: str) -> str:
+    owned = _owned(sample, ring)
+    if owned is None:
+        return "the device does not say how many buffers it holds"
+    return f"{owned} buffer(s) posted, fewer than a frame needs"
 
 
 def rx_stall_verdict(series: dict[int, list[QueueSample]], pressure_end: float,
@@ -103,9 +150,7 @@ def rx_stall_verdict(series: dict[int, list[QueueSample]], pressure_end: float,
     """
     pressure_windows = [(float(a), float(b)) for a, b in windows] if windows else \
         [(float("-inf"), pressure_end)]
-    failed = any(
-        counter_delta(s[0].alloc_fail, s[-1].alloc_fail, s[-1].counter_bits) > 0
-        for s in series.values() if len(s) >= 2)
+    failed = any(_exercised(s) for s in series.values() if len(s) >= 2)
     stalls: dict[int, StallVerdict] = {}  # the longest stall of each queue
     for queue, samples in sorted(series.items()):
         run_start: float | None = None
@@ -128,11 +173,11 @@ def rx_stall_verdict(series: dict[int, list[QueueSample]], pressure_end: float,
                     (queue not in stalls or stalled_for > stalls[queue].stalled_for):
                 stalls[queue] = StallVerdict(
                     STALL,
-                    f"queue {queue}: {run_bq} starved ({_owned(cur, run_bq)} buffer(s) "
-                    f"posted, fewer than a frame needs), device dropping, rx frozen for "
-                    f"{stalled_for:.1f}s after the pressure ended (threshold {threshold}s)",
+                    f"queue {queue}: {run_bq} starved ({_posted(cur, run_bq)}), device "
+                    f"turning frames away, rx frozen for {stalled_for:.1f}s after the "
+                    f"pressure ended (threshold {threshold}s)",
                     queue=queue, buffer_queue=run_bq, stalled_for=stalled_for,
-                    evidence=[s.__dict__ for s in samples
+                    evidence=[s.as_evidence() for s in samples
                               if run_start - threshold <= s.t <= cur.t + threshold])
     if stalls:
         worst = max(stalls.values(), key=lambda v: v.stalled_for)
@@ -148,8 +193,9 @@ def rx_stall_verdict(series: dict[int, list[QueueSample]], pressure_end: float,
                             f"after the pressure ended: too soon to judge (threshold "
                             f"{threshold}s)")
     if not failed:
-        return StallVerdict(INCONCLUSIVE, "no rx allocation failure happened: the run "
-                            "did not exercise the refill path")
+        return StallVerdict(INCONCLUSIVE, "no rx allocation failure happened, and the "
+                            "device never went short of buffers: the run did not exercise "
+                            "the refill path")
     return StallVerdict(PASS, f"rx recovered within {threshold}s after the pressure ended")
 
 

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import nics, procs
+from . import devicewatch, nics, procs
 from .build.artifacts import BuiltArtifacts
 from .console import Finding, scan_file
 from .errors import InfraError
@@ -127,8 +127,10 @@ class Vm:
             "-device", f"virtio-net-pci,netdev=mgmt,mac={c.mgmt_mac},romfile=",
         ]
         if c.link is not None:
+            model = nics.model(c.nic)
             argv += ["-netdev", c.link.netdev("link"),
-                     "-device", nics.model(c.nic).device_arg(c.test_mac, c.queues)]
+                     "-device", model.device_arg(c.test_mac, c.queues),
+                     *devicewatch.qemu_args(model, self.dir)]
         if c.balloon:
             argv += ["-device", "virtio-balloon-pci,id=balloon0,deflate-on-oom=on"]
         return argv + c.extra_args

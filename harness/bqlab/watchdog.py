@@ -2,9 +2,10 @@
 
 Two sources, each on its own thread, on the harness's clock:
 - the guest: `bqlab-watch` runs in the DUT for the whole run and prints per-queue rx
-  counters (qstats-get) and every page_pool (page-pool-get) each interval, over one SSH
-  channel;
-- the device: bqnic's `stats` property (buffers owned, drops for lack of buffers) over QMP.
+  counters (qstats-get), every page_pool (page-pool-get), rx_packets, `ethtool -S` and
+  the page_pool ledger (tracepoints) each interval, over one SSH channel;
+- the device, where the NIC model has a host-side source (devicewatch.py): bqnic's
+  `stats` over QMP, virtio-net's queue status, e1000e/igb trace events.
 Verdicts are computed from the recorded series afterwards (verdicts.py), and the series are
 saved as evidence.
 """
@@ -12,10 +13,11 @@ saved as evidence.
 import json
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import devicewatch, nics
 from .errors import InfraError
 from .ssh import LineStream
 from .verdicts import DEFAULT_INTERVAL, PoolSnapshot, QueueSample
@@ -30,20 +32,26 @@ class GuestSample:
     ifindex: int | None
     rx_queues: dict[int, dict[str, int]]  # queue id -> qstats-get attributes
     pools: dict[int, dict[str, Any]]  # page_pool id -> page-pool-get attributes
+    rx_packets: int | None = None  # the interface's, from sysfs
+    ethtool: list[list] | None = None  # `ethtool -S` as [name, value], in driver order
+    ledger: list[dict[str, Any]] = field(default_factory=list)  # page_pool trace events
+    guest_t: float | None = None  # the guest's CLOCK_MONOTONIC when it sampled
 
 
 @dataclass
 class DeviceSample:
     t: float
-    queues: list[dict[str, int]]  # bqnic `stats`.queues
-    dma_errors: int
+    queues: list[dict[str, int]]  # per queue, as the model's reader gives it
+    dma_errors: int | None
 
 
 class Watchdog:
     def __init__(self, vm: Vm, interval: float = DEFAULT_INTERVAL, device: bool = True):
         self.vm = vm
+        self.model = nics.model(vm.config.nic) if vm is not None else nics.model("bqnic")
         self.interval = interval
-        self.device_enabled = device
+        self._read_device = devicewatch.device_reader(vm, self.model) if device else None
+        self.device_enabled = self._read_device is not None
         self.t0 = time.monotonic()
         self.guest: list[GuestSample] = []
         self.device: list[DeviceSample] = []
@@ -60,8 +68,10 @@ class Watchdog:
         if self.vm.ssh is None:
             raise InfraError(f"{self.vm.name}: watchdog needs SSH")
         # Real-time priority: a CPU hog in the DUT must not starve the sampler.
+        flags = "--ledger" + ("" if self.model.evidence == nics.EVIDENCE_BQNIC
+                              else " --ethtool")
         self._stream = self.vm.ssh.stream(
-            f"exec chrt -f 10 bqlab-watch {TEST_IFACE} {self.interval}")
+            f"exec chrt -f 10 bqlab-watch {TEST_IFACE} {self.interval} {flags}")
         self._threads = [threading.Thread(target=self._read_guest, daemon=True,
                                           name="watch-guest")]
         if self.device_enabled:
@@ -94,7 +104,8 @@ class Watchdog:
             sample = GuestSample(
                 self.now(), raw["ifindex"],
                 {q["queue-id"]: q for q in raw["queues"] if q.get("queue-type") == "rx"},
-                {p["id"]: p for p in raw["pools"]})
+                {p["id"]: p for p in raw["pools"]}, raw.get("rx_packets"),
+                raw.get("ethtool"), raw.get("ledger") or [], raw.get("t"))
             with self._cond:
                 self.guest.append(sample)
                 self._cond.notify_all()
@@ -103,13 +114,12 @@ class Watchdog:
         while not self._stop.is_set():
             start = time.monotonic()
             try:
-                stats = self.vm.qmp.cmd("qom-get", path="/machine/peripheral/testnic",
-                                        property="stats", timeout=5)
-                self.device.append(DeviceSample(self.now(), stats["queues"],
-                                                stats["dma_errors"]))
+                raw = self._read_device()
+                self.device.append(DeviceSample(self.now(), raw["queues"],
+                                                raw["dma_errors"]))
             except Exception as e:  # QEMU gone: the runner notices and says so
                 if not self._stop.is_set():
-                    self.errors.append(f"QMP stats: {e}")
+                    self.errors.append(f"device sample ({self.model.evidence}): {e}")
                 return
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - start)))
 
@@ -133,8 +143,10 @@ class Watchdog:
         return {i: p for i, p in last.pools.items()
                 if p.get("ifindex") == last.ifindex and "detach-time" not in p}
 
-    def queue_series(self) -> dict[int, list[QueueSample]]:
-        return queue_series(list(self.guest), list(self.device))
+    def queue_series(self, traffic_windows: list | None = None
+                     ) -> dict[int, list[QueueSample]]:
+        return devicewatch.queue_series(self.model, list(self.guest), list(self.device),
+                                        traffic_windows)
 
     def pool_snapshots(self) -> list[PoolSnapshot]:
         return [PoolSnapshot(s.t, s.pools) for s in list(self.guest)]
@@ -168,30 +180,7 @@ def load_samples(path: Path) -> tuple[list[GuestSample], list[DeviceSample]]:
     return guest, device
 
 
-def queue_series(guest: list[GuestSample],
-                 device: list[DeviceSample]) -> dict[int, list[QueueSample]]:
-    """Per rx queue: each device sample joined with the newest guest sample before it.
-
-    A guest sample is used once: a device sample with no fresh guest sample since the last
-    one is left out, so a guest sampler that fell behind (or a DUT that stopped answering)
-    never reads as "guest rx did not move"."""
-    out: dict[int, list[QueueSample]] = {}
-    gi = 0
-    used = -1
-    for dev in device:
-        while gi + 1 < len(guest) and guest[gi + 1].t <= dev.t:
-            gi += 1
-        if not guest or guest[gi].t > dev.t or gi == used:
-            continue
-        used = gi
-        g = guest[gi]
-        for q, dq in enumerate(dev.queues):
-            gq = g.rx_queues.get(q)
-            if gq is None:
-                continue  # the queue is not in use (fewer channels, or down)
-            out.setdefault(q, []).append(QueueSample(
-                t=dev.t, guest_rx=gq.get("rx-packets", 0),
-                alloc_fail=gq.get("rx-alloc-fail", 0),
-                drop_no_sbq=dq["rx_drop_no_sbq"], drop_no_lbq=dq["rx_drop_no_lbq"],
-                sbq_owned=dq["sbq_owned"], lbq_owned=dq["lbq_owned"]))
-    return out
+def queue_series(guest: list[GuestSample], device: list[DeviceSample],
+                 nic: str = "bqnic") -> dict[int, list[QueueSample]]:
+    """Per rx queue, the samples the rx-stall verdict judges (devicewatch.queue_series)."""
+    return devicewatch.queue_series(nics.model(nic), guest, device)

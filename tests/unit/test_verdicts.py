@@ -16,7 +16,7 @@ from bqlab.verdicts import (
 
 def series(points: list[tuple], bits: int = 64, dt: float = 0.5) -> list[QueueSample]:
     """points: (guest_rx, alloc_fail, drop_no_sbq, drop_no_lbq, sbq_owned, lbq_owned)."""
-    return [QueueSample(i * dt, *p, counter_bits=bits) for i, p in enumerate(points)]
+    return [QueueSample.bqnic(i * dt, *p, counter_bits=bits) for i, p in enumerate(points)]
 
 
 def flowing(n: int, rx0: int = 0, fail: int = 5) -> list[tuple]:

@@ -22,7 +22,7 @@ def test_each_device_sample_takes_the_newest_guest_sample_before_it() -> None:
     device = [_device(0.05, 0, 256), _device(0.3, 5, 0), _device(0.7, 9, 0)]
     series = queue_series(guest, device)
     assert list(series) == [0]  # queue 1 has no guest counters: not in use
-    assert [(s.t, s.guest_rx, s.alloc_fail, s.drop_no_sbq) for s in series[0]] == \
+    assert [(s.t, s.guest_rx, s.alloc_fail, s.turned_away["sbq"]) for s in series[0]] == \
         [(0.3, 10, 0, 5), (0.7, 20, 1, 9)]  # none before the first guest sample
 
 

@@ -198,8 +198,7 @@ def _stall(d: RunData) -> None:
     if not v or v.get("verdict") != "STALL" or not v.get("evidence"):
         return
     ev = v["evidence"]
-    samples = [QueueSample(**{k: s[k] for k in QueueSample.__dataclass_fields__ if k in s})
-               for s in ev]
+    samples = [QueueSample.from_evidence(s) for s in ev]
     pressure_end = max((b for _, b in d.pressure), default=samples[0].t)
     best: tuple[float, float] | None = None  # the longest starved stretch, as judged
     start: float | None = None

@@ -1,0 +1,84 @@
+"""The page_pool ledger: pool lives from tracepoint samples, and its teardown verdict."""
+
+from bqlab import ledger
+from bqlab.verdicts import INCONCLUSIVE, LEAK, PASS
+from bqlab.watchdog import GuestSample
+
+POOL = "ffff888004a1c000"
+
+
+def sample(t: float, events: list[dict]) -> GuestSample:
+    # The guest's clock runs 100 s ahead of the harness's: the ledger must move it.
+    return GuestSample(t, 4, {}, {}, ledger=events, guest_t=t + 100.0)
+
+
+def created(ts: float, pool: str = POOL, pid: int = 7, dev: str = "0000:00:03.0"
+            ) -> list[dict]:
+    return [{"event": "pp_create", "ts": ts + 100, "pid": pid, "dev": dev},
+            {"event": "pp_created", "ts": ts + 100, "pid": pid, "pool": "0x" + pool}]
+
+
+def release(ts: float, inflight: int, pool: str = POOL) -> dict:
+    return {"event": "page_pool_release", "ts": ts + 100, "pid": 1, "page_pool": pool,
+            "inflight": inflight, "hold": 600, "release": 600 - inflight, "cnt": 1}
+
+
+def judge(samples: list[GuestSample], must: list[float] | None = None,
+          sinks_closed: float | None = None) -> ledger.LedgerVerdict:
+    pools, known = ledger.build(samples)
+    return ledger.ledger_verdict(pools, known, must or [], sinks_closed, grace=3.0)
+
+
+def test_a_pool_freed_at_destruction_passes_and_keeps_its_device() -> None:
+    pools, _ = ledger.build([sample(1, created(0.5)), sample(2, [release(1.5, 0)]),
+                             sample(8, [])])
+    [life] = pools.values()
+    assert (life.device, life.created, life.destroyed, life.freed) == \
+        ("0000:00:03.0", 0.5, 1.5, 1.5)
+    assert judge([sample(1, created(0.5)), sample(2, [release(1.5, 0)]),
+                  sample(8, [])]).verdict == PASS
+
+
+def test_pages_left_in_flight_past_the_grace_leak() -> None:
+    retries = [sample(2 + i, [release(1.5 + i, 40)]) for i in range(8)]
+    v = judge([sample(1, created(0.5)), *retries])
+    assert v.verdict == LEAK and "inflight 40" in v.reason
+
+
+def test_a_pool_that_drains_within_the_grace_passes() -> None:
+    samples = [sample(1, created(0.5)), sample(2, [release(1.5, 40)]),
+               sample(3, [release(2.5, 40)]), sample(4, [release(3.5, 0)]), sample(9, [])]
+    assert judge(samples).verdict == PASS
+
+
+def test_unread_sockets_hold_pages_until_they_close() -> None:
+    retries = [sample(2 + i, [release(1.5 + i, 40 if i < 6 else 0)]) for i in range(9)]
+    assert judge([sample(1, created(0.5)), *retries], sinks_closed=6.0).verdict == PASS
+    assert judge([sample(1, created(0.5)), *retries]).verdict == LEAK
+
+
+def test_a_pool_never_destroyed_by_an_ifdown_leaks() -> None:
+    v = judge([sample(1, created(0.5)), sample(9, [])], must=[2.0])
+    assert v.verdict == LEAK and "never destroyed" in v.reason
+    assert judge([sample(1, created(0.5)), sample(9, [])]).verdict == INCONCLUSIVE
+
+
+def test_a_destruction_too_late_to_judge_is_inconclusive() -> None:
+    v = judge([sample(1, created(0.5)), sample(2, [release(1.5, 40)])])
+    assert v.verdict == INCONCLUSIVE
+
+
+def test_no_ledger_is_inconclusive_not_pass() -> None:
+    v = ledger.ledger_verdict({}, None, [], None, 3.0)
+    assert v.verdict == INCONCLUSIVE and "no page_pool ledger" in v.reason
+
+
+def test_an_err_ptr_return_is_no_pool() -> None:
+    pools, _ = ledger.build([sample(1, created(0.5, pool="fffffffffffffff4"))])
+    assert pools == {}
+
+
+def test_the_kernels_own_warning_is_a_witness() -> None:
+    console = ("[ 70.1] page_pool_release_retry() stalled pool shutdown: id 9, 40 inflight "
+               "60 sec\n[ 70.2] other\n")
+    assert ledger.stalled_shutdowns(console) == [console.splitlines()[0].strip()]
