@@ -59,18 +59,18 @@ MODELS: dict[str, NicModel] = {m.name: m for m in (
              note="virtio-net pushes back instead of dropping: with no rx buffer posted "
                   "QEMU holds the frames, so 'frames keep arriving' means the device "
                   "owns no buffer while the peer's transmissions do not complete"),
-    NicModel("e1000e", driver="e1000e", module=False, page_pool=False,
+    NicModel("e1000e", driver="e1000e", module=True, page_pool=False,
              pools_in_netlink=False, rx_alloc_function=None, evidence=EVIDENCE_TRACE,
              drops_when_empty=False, trace_events=E1000E_RX_TRACE, xdp=False,
              note="e1000e refuses frames while its rings are full (QEMU holds them): the "
                   "device side is QEMU's e1000e_rx_can_recv_rings_full trace event"),
-    NicModel("igb", driver="igb", module=False, page_pool=False, pools_in_netlink=False,
+    NicModel("igb", driver="igb", module=True, page_pool=False, pools_in_netlink=False,
              rx_alloc_function=None, evidence=EVIDENCE_TRACE, drops_when_empty=False,
              trace_events=E1000E_RX_TRACE,
              note="igb shares e1000e's rx trace events in QEMU: rings full, frames held"),
     # Its rx buffers come from page_pool only with an XDP program (skbs otherwise), so
     # rx_alloc falls back to fail_page_alloc.
-    NicModel("vmxnet3", driver="vmxnet3", module=False, page_pool=True,
+    NicModel("vmxnet3", driver="vmxnet3", module=True, page_pool=True,
              pools_in_netlink=False, rx_alloc_function=None,
              evidence=EVIDENCE_GUEST_DEVICE_STATS, drops_when_empty=True,
              note="vmxnet3's pools have no .netdev (page-pool-get cannot see them): "
