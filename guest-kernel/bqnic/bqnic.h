@@ -34,6 +34,8 @@
 #define BQNIC_REG_ITR		0x02c
 #define BQNIC_REG_RSS_KEY	0x040
 #define BQNIC_REG_RSS_INDIR	0x080
+#define BQNIC_RSS_KEY_SIZE	40
+#define BQNIC_RSS_INDIR_SIZE	128
 #define BQNIC_REG_SBQ_BUF_SIZE	0x100
 #define BQNIC_REG_LBQ_BUF_SIZE	0x104
 
@@ -231,6 +233,8 @@ struct bqnic_priv {
 	u32 rx_ring_size;
 	u32 tx_ring_size;
 	u32 rx_usecs;		/* interrupt moderation (ITR) */
+	u8 rss_key[BQNIC_RSS_KEY_SIZE];
+	u32 rss_indir[BQNIC_RSS_INDIR_SIZE];	/* queue per hash & 127 */
 	struct bpf_prog *xdp_prog;
 	bool rings_ready;	/* rings exist: ndo_xdp_xmit may use them */
 	struct bqnic_qp *qps;	/* num_queues of them while up, else NULL */

@@ -989,22 +989,33 @@ static void bqnic_qp_program(struct bqnic_qp *qp)
 	bqnic_wr(priv, BQNIC_Q(q, BQNIC_Q_TXQ_CTRL), 1);
 }
 
-static void bqnic_rss_init(struct bqnic_priv *priv)
+/* The key and the table as ethtool last set them, or the defaults. */
+static void bqnic_rss_write(struct bqnic_priv *priv)
 {
-	u8 key[40];
+	const u32 *t = priv->rss_indir;
 	u32 i;
 
-	netdev_rss_key_fill(key, sizeof(key));
-	for (i = 0; i < sizeof(key); i += 4)
-		bqnic_wr(priv, BQNIC_REG_RSS_KEY + i, get_unaligned_le32(key + i));
-	for (i = 0; i < 128; i += 4) {
-		u32 v = ethtool_rxfh_indir_default(i, priv->num_queues) |
-			ethtool_rxfh_indir_default(i + 1, priv->num_queues) << 8 |
-			ethtool_rxfh_indir_default(i + 2, priv->num_queues) << 16 |
-			ethtool_rxfh_indir_default(i + 3, priv->num_queues) << 24;
+	for (i = 0; i < BQNIC_RSS_KEY_SIZE; i += 4)
+		bqnic_wr(priv, BQNIC_REG_RSS_KEY + i,
+			 get_unaligned_le32(priv->rss_key + i));
+	for (i = 0; i < BQNIC_RSS_INDIR_SIZE; i += 4)
+		bqnic_wr(priv, BQNIC_REG_RSS_INDIR + i,
+			 t[i] | t[i + 1] << 8 | t[i + 2] << 16 | t[i + 3] << 24);
+}
 
-		bqnic_wr(priv, BQNIC_REG_RSS_INDIR + i, v);
-	}
+static void bqnic_rss_init(struct bqnic_priv *priv)
+{
+	u32 i;
+
+	/*
+	 * A table the user set survives a channel change (the core refuses
+	 * fewer channels than it uses); the default one spreads over them all.
+	 */
+	if (!netif_is_rxfh_configured(priv->ndev))
+		for (i = 0; i < BQNIC_RSS_INDIR_SIZE; i++)
+			priv->rss_indir[i] =
+				ethtool_rxfh_indir_default(i, priv->num_queues);
+	bqnic_rss_write(priv);
 }
 
 /* BQL: what was queued is gone, completed or freed with its ring. */
@@ -1559,6 +1570,82 @@ static int bqnic_set_coalesce(struct net_device *ndev,
 	return 0;
 }
 
+static int bqnic_get_rxnfc(struct net_device *ndev, struct ethtool_rxnfc *cmd,
+			   u32 *rule_locs)
+{
+	struct bqnic_priv *priv = netdev_priv(ndev);
+
+	if (cmd->cmd != ETHTOOL_GRXRINGS)
+		return -EOPNOTSUPP;
+	cmd->data = priv->num_queues;
+	return 0;
+}
+
+static u32 bqnic_get_rxfh_key_size(struct net_device *ndev)
+{
+	return BQNIC_RSS_KEY_SIZE;
+}
+
+static u32 bqnic_get_rxfh_indir_size(struct net_device *ndev)
+{
+	return BQNIC_RSS_INDIR_SIZE;
+}
+
+static int bqnic_get_rxfh(struct net_device *ndev,
+			  struct ethtool_rxfh_param *rxfh)
+{
+	struct bqnic_priv *priv = netdev_priv(ndev);
+
+	rxfh->hfunc = ETH_RSS_HASH_TOP;
+	if (rxfh->key)
+		memcpy(rxfh->key, priv->rss_key, BQNIC_RSS_KEY_SIZE);
+	if (rxfh->indir)
+		memcpy(rxfh->indir, priv->rss_indir, sizeof(priv->rss_indir));
+	return 0;
+}
+
+static int bqnic_set_rxfh(struct net_device *ndev,
+			  struct ethtool_rxfh_param *rxfh,
+			  struct netlink_ext_ack *extack)
+{
+	struct bqnic_priv *priv = netdev_priv(ndev);
+
+	if (rxfh->hfunc != ETH_RSS_HASH_NO_CHANGE &&
+	    rxfh->hfunc != ETH_RSS_HASH_TOP) {
+		NL_SET_ERR_MSG_MOD(extack, "only the Toeplitz hash");
+		return -EOPNOTSUPP;
+	}
+	if (rxfh->key)
+		memcpy(priv->rss_key, rxfh->key, BQNIC_RSS_KEY_SIZE);
+	if (rxfh->indir)
+		memcpy(priv->rss_indir, rxfh->indir, sizeof(priv->rss_indir));
+	/* Down, the device is reset and programmed again on the next open. */
+	if (netif_running(ndev))
+		bqnic_rss_write(priv);
+	return 0;
+}
+
+/* SPEC.md section 5.1: the 4-tuple for TCP and UDP, the addresses for other IP. */
+static int bqnic_get_rxfh_fields(struct net_device *ndev,
+				 struct ethtool_rxfh_fields *fields)
+{
+	fields->data = RXH_IP_SRC | RXH_IP_DST;
+	switch (fields->flow_type) {
+	case TCP_V4_FLOW:
+	case UDP_V4_FLOW:
+	case TCP_V6_FLOW:
+	case UDP_V6_FLOW:
+		fields->data |= RXH_L4_B_0_1 | RXH_L4_B_2_3;
+		break;
+	case IPV4_FLOW:
+	case IPV6_FLOW:
+		break;
+	default:
+		fields->data = 0;
+	}
+	return 0;
+}
+
 static const struct ethtool_ops bqnic_ethtool_ops = {
 	.supported_coalesce_params = ETHTOOL_COALESCE_RX_USECS,
 	.get_drvinfo		= bqnic_get_drvinfo,
@@ -1572,6 +1659,12 @@ static const struct ethtool_ops bqnic_ethtool_ops = {
 	.set_channels		= bqnic_set_channels,
 	.get_coalesce		= bqnic_get_coalesce,
 	.set_coalesce		= bqnic_set_coalesce,
+	.get_rxnfc		= bqnic_get_rxnfc,
+	.get_rxfh_key_size	= bqnic_get_rxfh_key_size,
+	.get_rxfh_indir_size	= bqnic_get_rxfh_indir_size,
+	.get_rxfh		= bqnic_get_rxfh,
+	.set_rxfh		= bqnic_set_rxfh,
+	.get_rxfh_fields	= bqnic_get_rxfh_fields,
 };
 
 /* ---- PCI ---- */
@@ -1617,6 +1710,7 @@ static int bqnic_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	priv->pdev = pdev;
 	priv->regs = regs;
 	priv->max_queues = max_queues;
+	netdev_rss_key_fill(priv->rss_key, sizeof(priv->rss_key));
 	priv->num_queues = min_t(u32, max_queues,
 				 netif_get_num_default_rss_queues());
 	priv->rx_ring_size = BQNIC_DEFAULT_RING;

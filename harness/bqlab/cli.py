@@ -83,8 +83,6 @@ UNTIL_FAIL_CAP = 100  # --until-fail without --repeat: at most this many runs ea
 
 def cmd_run(args: argparse.Namespace) -> int:
     from . import scenario
-    from .report import summary_table
-    from .runner import run_scenario
 
     # Validate every option and scenario before building or booting anything.
     if args.repeat < 1:
@@ -92,6 +90,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.until_fail and args.repeat == 1:
         args.repeat = UNTIL_FAIL_CAP
     scenarios = [scenario.load(name, args.set or []) for name in args.scenarios]
+    return _run_scenarios(args, scenarios)
+
+
+def cmd_selftests(args: argparse.Namespace) -> int:
+    """The kernel's drivers/net selftests against the DUT: the built-in `selftests`
+    scenario, for the NIC model asked, with only the tests named."""
+    from . import scenario
+
+    overrides = [*(args.set or []), *([f"vms.dut.nic={args.nic}"] if args.nic else [])]
+    sc = scenario.load("selftests", overrides)
+    if args.tests:
+        known = [s["test"] for s in sc.steps]
+        unknown = [t for t in args.tests if t not in known]
+        if unknown:
+            raise BadInput(f"unknown selftest(s) {', '.join(unknown)}; expected some of "
+                           f"{', '.join(known)}")
+        sc.steps = [s for s in sc.steps if s["test"] in args.tests]
+    args.repeat, args.until_fail, args.format = 1, False, "table"
+    args.shard, args.label = None, None
+    return _run_scenarios(args, [sc])
+
+
+def _run_scenarios(args: argparse.Namespace, scenarios: list) -> int:
+    from .report import summary_table
+    from .runner import run_scenario
+
     scenarios = _shard_and_label(args, scenarios)
     if not scenarios:  # an empty shard: said so, and left a shard.json for the merge
         return ExitCode.PASS
@@ -378,6 +402,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "(at most --repeat runs, 100 without it)")
     _add_kernel_options(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("selftests",
+                       help="run the kernel's drivers/net selftests against the DUT's NIC")
+    p.add_argument("tests", nargs="*", metavar="TEST",
+                   help="only these (ping.py, stats.py, queues.py, hw/rss_ctx.py, "
+                        "hw/pp_alloc_fail.py; default: all)")
+    p.add_argument("--nic", metavar="MODEL",
+                   help="the DUT's NIC model (default bqnic): bqnic, virtio-net-pci, "
+                        "e1000e, igb, vmxnet3")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override an option of the selftests scenario")
+    _add_kernel_options(p)
+    p.set_defaults(func=cmd_selftests)
 
     p = sub.add_parser("selfcheck",
                        help="run every built-in scenario and check it shows what it expects")

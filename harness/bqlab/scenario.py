@@ -58,6 +58,12 @@ def _port_range(value: str) -> str | None:
     return None
 
 
+def _selftest_name(value: str) -> str | None:
+    if not re.fullmatch(r"(hw/)?[a-z0-9_]+\.py", value):
+        return f"expected a test under drivers/net like ping.py or hw/rss_ctx.py, got {value!r}"
+    return None
+
+
 _VM = Scalar(str, choices=VM_NAMES)
 # Under fault injection a driver may refuse a change (ENOMEM): that is an answer, not a
 # failure; the steps after it check that the DUT survived (closing never may fail).
@@ -137,6 +143,13 @@ STEPS = {
     "stop": Struct({
         "what": Field(Scalar(str, choices=("traffic", "pressure", "sinks", "all")),
                       required=True),
+    }),
+    # One of the kernel's drivers/net selftests, in the DUT against test0, the peer as the
+    # remote endpoint (selftests.py)
+    "selftest": Struct({
+        "test": Field(Scalar(str, validator=_selftest_name), required=True,
+                      help="path under drivers/net, e.g. ping.py or hw/rss_ctx.py"),
+        "timeout": Field(Scalar(float, minimum=1), default=600.0),
     }),
     "xdp_cycles": Struct({
         "cycles": Field(Scalar(int, minimum=1, maximum=10000), default=50),
@@ -376,7 +389,8 @@ def load(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> Scen
 
 
 # Steps that act on the DUT (and its page_pools) whatever they name.
-DUT_STEPS = ("pressure", "xdp_cycles", "ifdown_ifup", "rings", "channels", "mtu", "reload")
+DUT_STEPS = ("pressure", "xdp_cycles", "ifdown_ifup", "rings", "channels", "mtu", "reload",
+             "selftest")
 MODULE_STEPS = ("reload",)  # rmmod/modprobe the DUT NIC's driver
 
 

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import churn
+from . import churn, selftests
 from .errors import InfraError
 from .pressure import Balloon, FailFunction, FailPageAlloc, MemHog
 from .runstate import RunState
@@ -143,7 +143,11 @@ def _sleep(state: RunState, step: dict) -> tuple[bool, str, dict]:
     return True, f"slept {step['seconds']} s", {}
 
 
-HANDLERS = {"ping": _ping, "iperf3": _iperf3, "shell": _shell}
+def _selftest(topo: Topology, step: dict) -> tuple[bool, str, dict]:
+    return selftests.run(topo, step["test"], step["timeout"])
+
+
+HANDLERS = {"ping": _ping, "iperf3": _iperf3, "shell": _shell, "selftest": _selftest}
 STATEFUL = {"sleep": _sleep, "traffic": _traffic, "pressure": _pressure, "stop": _stop,
             "xdp_cycles": churn.xdp_cycles, "ifdown_ifup": churn.ifdown_ifup,
             "rings": churn.rings, "channels": churn.channels, "mtu": churn.mtu,

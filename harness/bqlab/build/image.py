@@ -14,6 +14,7 @@ from ..cachekey import file_digest, make_key, tree_digests
 from ..paths import repo_root
 from ..progress import run_logged
 from ..store import Artifact, ensure
+from . import sources
 
 RECIPE_VERSION = 1
 SUITE = "bookworm"
@@ -49,6 +50,7 @@ def image_inputs(kernel_art: Path) -> dict:
             "files": {n: file_digest(images_dir() / n) for n in GUEST_FILES},
             "xdp": tree_digests(images_dir() / "xdp", ("*.c",)),
             "tools": tree_digests(images_dir() / "tools", ("*",)),
+            "ethtool": sources.ETHTOOL_DEB[1],
             "free_mb": FREE_SPACE_MB}
 
 
@@ -106,6 +108,7 @@ def _install_guest_files(staging: Path, kernel_art: Path, out: Path) -> None:
         wrapper.chmod(0o755)
 
     _compile_xdp(staging / "usr/local/lib/bqlab/xdp", out / "build.log")
+    _install_ethtool(staging, out / "build.log")
     for tool in sorted((images_dir() / "tools").iterdir()):
         shutil.copy2(tool, staging / "usr/local/bin" / tool.name)
         (staging / "usr/local/bin" / tool.name).chmod(0o755)
@@ -114,6 +117,17 @@ def _install_guest_files(staging: Path, kernel_art: Path, out: Path) -> None:
     if modules.is_dir():
         shutil.copytree(modules, staging / "usr/lib/modules", symlinks=True,
                         dirs_exist_ok=True)
+
+
+def _install_ethtool(staging: Path, log: Path) -> None:
+    """trixie's ethtool in /usr/local/sbin, ahead of bookworm's in PATH (sources.py)."""
+    deb = sources.pinned_deb(*sources.ETHTOOL_DEB)
+    unpacked = staging.parent / "ethtool-deb"
+    run_logged(f"unpacking {deb.name}", ["dpkg-deb", "-x", str(deb), str(unpacked)], log)
+    dest = staging / "usr/local/sbin/ethtool"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(unpacked / "usr/sbin/ethtool", dest)
+    shutil.rmtree(unpacked)
 
 
 def _compile_xdp(dest: Path, log: Path) -> None:

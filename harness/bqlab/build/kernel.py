@@ -26,11 +26,19 @@ from ..store import Artifact, ensure
 from . import sources
 
 RECIPE_VERSION = 1  # how the tree is prepared and configured (a change rebuilds it all)
-ARTIFACT_RECIPE = 3  # what is collected from the built tree (a change only re-collects);
+ARTIFACT_RECIPE = 4  # what is collected from the built tree (a change only re-collects);
 # 3: a user patch's bqnic driver hunks are applied at every build, not undone by it
-# The kernel's own netlink CLI and specs, for ynl page-pool-get / qstats-get in the guest.
+# 4: the drivers/net selftests and every netlink spec
+# The kernel's own netlink CLI and specs, for ynl page-pool-get / qstats-get in the guest,
+# and its drivers/net selftests (bqlab selftests), laid out as in the tree: they find ynl
+# and the specs relative to themselves.
 YNL_FILES = ("tools/net/ynl/cli.py", "tools/net/ynl/lib/*.py",
-             "Documentation/netlink/*.yaml", "Documentation/netlink/specs/netdev.yaml")
+             "Documentation/netlink/*.yaml", "Documentation/netlink/specs/*.yaml",
+             "tools/testing/selftests/drivers/net/*.py",
+             "tools/testing/selftests/drivers/net/hw/*.py",
+             "tools/testing/selftests/drivers/net/lib/py/*.py",
+             "tools/testing/selftests/drivers/net/hw/lib/py/*.py",
+             "tools/testing/selftests/net/lib/py/*.py")
 DEBIAN_TOPDIR = "linux-source-6.12"
 
 

@@ -1,7 +1,10 @@
 """Fetching Debian sources into the download cache."""
 
+import hashlib
 import re
 import subprocess
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from ..errors import InfraError
@@ -13,6 +16,12 @@ QEMU_SOURCE = "qemu/bookworm-backports"
 QEMU_TARBALL = "qemu_10.0.2+ds.orig.tar.xz"
 QEMU_TOPDIR = "qemu-10.0.2"
 LINUX_SOURCE_PACKAGE = "linux-source-6.12"
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+# A current ethtool for the guest: bookworm's 6.1 has no --json for -g/-c/-x, which the
+# kernel's drivers/net selftests parse, and no backport exists. trixie's binary runs on
+# bookworm (it needs libc6 >= 2.34 and libmnl0, both there). Pinned by SHA-256.
+ETHTOOL_DEB = ("pool/main/e/ethtool/ethtool_6.14.2-1_amd64.deb",
+               "5c592ac6e65c3863c5ba9c9b8380f913a35f39803aa89ccc59c11c5c953a46ef")
 
 
 def qemu_tarball() -> Path:
@@ -83,3 +92,31 @@ def linux_source_key_version(fetch: bool = True) -> str:
     if fetch:
         return linux_source_version(linux_source_deb())
     return candidate_version()
+
+
+def pinned_deb(pool_path: str, sha256: str) -> Path:
+    """A Debian binary package fetched from the mirror's pool once, checked by its SHA-256.
+
+    Pinned, not resolved: the image's key is the package's hash. When the suite moves on
+    and the mirror drops that version, the error says so and where to update the pin."""
+    dest = downloads_dir() / f"{sha256[:16]}-{pool_path.rsplit('/', 1)[-1]}"
+    if dest.is_file():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    url = f"{DEBIAN_MIRROR}/{pool_path}"
+    try:
+        with urllib.request.urlopen(url, timeout=120) as resp:
+            data = resp.read()
+    except urllib.error.HTTPError as e:
+        raise InfraError(f"{url}: HTTP {e.code}. If the suite has a newer version now, "
+                         "update the pin (path and SHA-256 from the suite's Packages "
+                         "index) in harness/bqlab/build/sources.py") from e
+    except OSError as e:
+        raise InfraError(f"{url}: {e} (is {DEBIAN_MIRROR} reachable?)") from e
+    got = hashlib.sha256(data).hexdigest()
+    if got != sha256:
+        raise InfraError(f"{url}: SHA-256 {got}, expected {sha256}")
+    tmp = dest.with_suffix(".part")
+    tmp.write_bytes(data)
+    tmp.replace(dest)
+    return dest
