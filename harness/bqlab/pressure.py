@@ -65,23 +65,35 @@ class FailFunction:
 @dataclass
 class FailPageAlloc:
     """Atomic allocations only (NAPI's refills), or with task_filter every allocation,
-    sleeping ones too, of the marked commands (ring and page_pool set-up in an ifup)."""
+    sleeping ones too, of the marked commands (ring and page_pool set-up in an ifup).
+
+    Every atomic allocation of the guest fails, the management NIC's and SSH's included:
+    the harness cannot reach the guest to stop it. With `seconds`, the guest stops it
+    itself when they are up (the harness's stop after that finds it stopped)."""
 
     vm: Vm
     probability: int
     min_order: int
     task_filter: bool = False
+    seconds: float | None = None
 
     def start(self) -> None:
         # Marked commands: sleeping allocations fail too, but never user memory
         # (__GFP_HIGHMEM: GFP_HIGHUSER page faults), or the marked process itself could
         # not run, and would fault forever instead of reaching the driver.
         only_atomic, user, marked = ("N", "Y", "Y") if self.task_filter else ("Y", "N", "N")
-        _guest(self.vm, f"cd {FAIL_PAGE_ALLOC} && echo 0 > verbose && "
+        _guest(self.vm, self._self_stop() + f"cd {FAIL_PAGE_ALLOC} && echo 0 > verbose && "
                f"echo {only_atomic} > ignore-gfp-wait && echo {user} > ignore-gfp-highmem && "
                f"echo {self.min_order} > min-order && echo {marked} > task-filter && "
                "echo 1 > interval && echo -1 > times && "
                f"echo {self.probability} > probability", "fail_page_alloc")
+
+    def _self_stop(self) -> str:
+        if self.seconds is None or self.task_filter:
+            return ""
+        # Forked before the failures start: a fork then needs no atomic allocation.
+        return (f"setsid sh -c 'sleep {self.seconds}; echo 0 > "
+                f"{FAIL_PAGE_ALLOC}/probability' </dev/null >/dev/null 2>&1 & ")
 
     def stop(self) -> None:
         _guest(self.vm, f"echo 0 > {FAIL_PAGE_ALLOC}/probability && "

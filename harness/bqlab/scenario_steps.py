@@ -108,7 +108,8 @@ def _pressure(state: RunState, step: dict) -> tuple[bool, str, dict]:
             f", every {step['interval']}th call" if step["interval"] > 1 else "") + (
             ", in marked commands only" if step["task_filter"] else "")
     elif kind == "fail_page_alloc":
-        p = FailPageAlloc(dut, step["probability"], step["min_order"], step["task_filter"])
+        p = FailPageAlloc(dut, step["probability"], step["min_order"], step["task_filter"],
+                          step["seconds"])
         what = f"fail_page_alloc ({'marked commands' if step['task_filter'] else 'atomic'}, " \
                f"order >= {step['min_order']}) at {step['probability']}%"
     elif kind == "memhog":
