@@ -32,6 +32,8 @@ class RunReport:
     death: Any = None  # liveness.Death when the DUT stopped answering
     expect: dict[str, str] = field(default_factory=dict)  # the scenario's `expect:`
     timeline: dict[str, Any] | None = None  # RunState.timeline() when the watchdog ran
+    # Verdicts the scenario asks for that do not apply to this DUT: {name, why}
+    not_applicable: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def verdict(self) -> str:
@@ -80,6 +82,7 @@ class RunReport:
             "verdicts": self.verdicts, "steps": self.steps,
             "console_findings": self.findings, "timeline": self.timeline,
             "expect": self.expect, "expectation": self._expectation(),
+            "not_applicable": self.not_applicable,
         }
 
     def write(self) -> None:

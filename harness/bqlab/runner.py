@@ -155,7 +155,12 @@ def _judge(scenario: Scenario, state: RunState, rep: RunReport,
         dog.wait_guest_samples(after=due, count=1, timeout=due - dog.now() + 15)
     if scenario.verdicts["rx_stall"] is not None:
         rep.verdicts.append(judge_rx_stall(state, scenario.verdicts["rx_stall"]["threshold"]))
-    if teardown is not None:
+    if teardown is not None and not dog.model.page_pool:
+        why = (f"{dog.model.driver} ({dog.model.name}) takes no rx buffers from page_pool "
+               "in this kernel: there is no pool to tear down")
+        rep.not_applicable.append({"name": "teardown", "why": why})
+        say(f"  verdict teardown: not applicable: {why}")
+    elif teardown is not None:
         rep.verdicts.append(judge_teardown(state, teardown["grace"]))
     rep.verdicts.append(judge_dma(state, dma_before))
     rep.verdicts.append(judge_bql(state))

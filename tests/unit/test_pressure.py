@@ -3,7 +3,7 @@
 import re
 from dataclasses import dataclass
 
-from bqlab.pressure import FailFunction, MemHog
+from bqlab.pressure import FailFunction, FailPageAlloc, MemHog
 
 
 @dataclass
@@ -48,3 +48,16 @@ def test_fail_function_writes_a_negative_errno_the_way_debugfs_reads_it() -> Non
     vm = FakeVm()
     FailFunction(vm, "page_pool_alloc_pages", 0, 100).start()  # type: ignore[arg-type]
     assert "echo 0x0 > page_pool_alloc_pages/retval" in vm.commands[0]
+
+
+def test_guest_wide_fail_page_alloc_stops_itself_in_the_guest() -> None:
+    """Every atomic allocation fails, SSH's too: the harness cannot reach the guest to
+    stop it, so the guest's own timer must, and must be forked before the failures."""
+    vm = FakeVm()
+    FailPageAlloc(vm, probability=100, min_order=0, seconds=4.0).start()  # type: ignore[arg-type]
+    (cmd,) = vm.commands
+    timer = cmd.index("sleep 4.0; echo 0 > /sys/kernel/debug/fail_page_alloc/probability")
+    assert timer < cmd.index("echo 100 > probability")
+    marked = FakeVm()
+    FailPageAlloc(marked, 100, 0, task_filter=True, seconds=4.0).start()  # type: ignore[arg-type]
+    assert "sleep" not in marked.commands[0]  # only marked commands fail: SSH still works
