@@ -48,3 +48,32 @@ def test_mtu_change() -> None:
     state = FakeState({})
     ok, summary, _ = churn.mtu(state, {"mtu": 3000, "may_fail": False})
     assert ok and state.ran == ["ip link set dev test0 mtu 3000"]
+
+
+def test_an_operation_the_driver_lacks_is_skipped_not_failed() -> None:
+    """e1000e has no set_channels: the ethtool core answers EOPNOTSUPP, no driver code
+    ran, so there is nothing to judge (a driver that refuses with another error fails)."""
+
+    @dataclass
+    class Dut:
+        config: object
+
+    @dataclass
+    class Topo:
+        def __getitem__(self, name: str) -> Dut:
+            return Dut(type("C", (), {"nic": "e1000e"})())
+
+    @dataclass
+    class Unsupported(FakeState):
+        topo: Topo = field(default_factory=Topo)
+
+        def record_event(self, what: str, command: str, must_destroy: bool = False,
+                         timeout: float = 120) -> CommandResult:
+            self.ran.append(command)
+            return CommandResult(command, 1, "", "netlink error: Operation not supported",
+                                 0.1)
+
+    ok, summary, details = churn.channels(Unsupported({}), {"combined": 1, "may_fail": False})
+    assert ok and "e1000e does not support it" in summary and details["unsupported"]
+    ok, _, _ = churn.mtu(Unsupported({}), {"mtu": 3000, "may_fail": False})
+    assert not ok  # only ethtool operations can be absent from a driver
