@@ -70,7 +70,9 @@ def judge_teardown(state: RunState, grace: float) -> dict[str, Any]:
     must_destroy = [e.start for e in state.teardown_events() if e.must_destroy]
     book = ledger.ledger_verdict(pools, known_until, must_destroy, state.sinks_closed_at,
                                  grace)
-    stalled = ledger.stalled_shutdowns(state.topo["dut"].console_text())
+    warnings = ledger.stalled_shutdowns(state.topo["dut"].console_text())
+    stalled = ledger.leak_warnings(warnings, list(state.watchdog.guest),
+                                   state.sinks_closed_at, grace)
     verdicts = (netlink.verdict, book.verdict)
     if LEAK in verdicts or stalled:
         verdict = LEAK
@@ -82,14 +84,18 @@ def judge_teardown(state: RunState, grace: float) -> dict[str, Any]:
             f"ledger: {book.verdict}: {book.reason}"]
     if stalled:
         seen.append(f"console: {stalled[0]}")
+    elif warnings:
+        seen.append(f"console: {len(warnings)} stalled-shutdown warning(s) while unread "
+                    "sockets held pages (not a leak)")
     return {"name": "teardown", "verdict": verdict, "reason": "; ".join(seen),
             "events": len(state.events), "pools_checked": netlink.checked, "grace": grace,
             "leaked": netlink.leaked,
             "witnesses": {"netlink": netlink.verdict, "ledger": book.verdict,
-                          "console": "stalled pool shutdown" if stalled else "quiet"},
+                          "console": "stalled pool shutdown" if stalled else
+                          "patient" if warnings else "quiet"},
             "ledger": {"verdict": book.verdict, "checked": book.checked,
                        "leaked": book.leaked, "pools": book.pools},
-            "console_stalled": stalled[:5]}
+            "console_stalled": [line for _, line in warnings][:5]}
 
 
 def judge_dma(state: RunState, api_before: int | None) -> dict[str, Any]:

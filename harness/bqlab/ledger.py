@@ -12,6 +12,7 @@ ledger sees them all. Pure functions over recorded samples, like verdicts.py.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -144,6 +145,33 @@ def ledger_verdict(pools: dict[str, PoolLife], known_until: float | None,
                          [], checked, summary)
 
 
-def stalled_shutdowns(console: str) -> list[str]:
-    """The kernel's own witness: page_pool_release_retry() warns after 60 s."""
-    return [line.strip() for line in console.splitlines() if STALLED_SHUTDOWN in line]
+CONSOLE_TIME = re.compile(r"^\[\s*(\d+\.\d+)\]")
+
+
+def stalled_shutdowns(console: str) -> list[tuple[float | None, str]]:
+    """The kernel's own witness: page_pool_release_retry() warns 60 s after a destroy
+    while pages are in flight (and every 60 s after). With the console time (seconds
+    since boot, the guest's monotonic clock) of each warning."""
+    out = []
+    for line in console.splitlines():
+        if STALLED_SHUTDOWN in line:
+            m = CONSOLE_TIME.match(line.strip())
+            out.append((float(m.group(1)) if m else None, line.strip()))
+    return out
+
+
+def leak_warnings(warnings: list[tuple[float | None, str]], samples: list[GuestSample],
+                  sinks_closed: float | None, grace: float) -> list[str]:
+    """The warnings that are a leak: printed once nothing legitimately held pages any more
+    (unread sockets hold them until they are closed; a warning while they were open, for
+    a pool destroyed under them, is the kernel being patient, not a leak)."""
+    anchor = next((s for s in reversed(samples) if s.guest_t is not None), None)
+    leaks = []
+    for uptime, line in warnings:
+        if sinks_closed is None or uptime is None or anchor is None:
+            leaks.append(line)
+            continue
+        at = anchor.t - (anchor.guest_t - uptime)  # on the harness clock
+        if at > sinks_closed + grace:
+            leaks.append(line)
+    return leaks

@@ -78,7 +78,14 @@ def test_an_err_ptr_return_is_no_pool() -> None:
     assert pools == {}
 
 
-def test_the_kernels_own_warning_is_a_witness() -> None:
-    console = ("[ 70.1] page_pool_release_retry() stalled pool shutdown: id 9, 40 inflight "
-               "60 sec\n[ 70.2] other\n")
-    assert ledger.stalled_shutdowns(console) == [console.splitlines()[0].strip()]
+def test_the_kernels_own_warning_is_a_witness_once_nothing_holds_pages() -> None:
+    line = "[   70.100000] page_pool_release_retry() stalled pool shutdown: id 9, 40 " \
+        "inflight 60 sec"
+    warnings = ledger.stalled_shutdowns(line + "\n[   70.2] other\n")
+    assert warnings == [(70.1, line)]
+    # guest uptime 100 s is harness time 0 here: the warning came at harness -29.9 s
+    samples = [sample(t, []) for t in (-50.0, 0.0)]
+    assert ledger.leak_warnings(warnings, samples, sinks_closed=None, grace=3) == [line]
+    # unread sockets held the pages until harness time 10: the kernel was only patient
+    assert ledger.leak_warnings(warnings, samples, sinks_closed=10.0, grace=3) == []
+    assert ledger.leak_warnings(warnings, samples, sinks_closed=-40.0, grace=3) == [line]
