@@ -168,11 +168,26 @@ def _judge(scenario: Scenario, state: RunState, rep: RunReport,
         say(f"  verdict {v['name']}: {v['verdict']}: {v['reason']}")
 
 
+def _drop_judged_pool_stalls(rep: RunReport) -> None:
+    """The DUT's "stalled pool shutdown" warnings are the teardown verdict's to judge when
+    it ran: it knows whether unread sockets legitimately held the pages (the kernel only
+    knows they were in flight for 60 s). Judged patient, they are no finding."""
+    judged = [v for v in rep.verdicts if v["name"] == "teardown" and "witnesses" in v]
+    if not judged or judged[0]["witnesses"]["console"] != "patient":
+        return
+    kept = [f for f in rep.findings.get("dut", []) if f["kind"] != "pool-stall"]
+    if kept:
+        rep.findings["dut"] = kept
+    else:
+        rep.findings.pop("dut", None)
+
+
 def _finish(rep: RunReport, topo: Topology, start: float) -> None:
     rep.duration = time.monotonic() - start
     rep.accelerator = rep.accelerator or topo.accel
     rep.accelerator_reason = rep.accelerator_reason or topo.accel_reason
     rep.findings = {vm: [f.as_dict() for f in fs] for vm, fs in topo.findings().items() if fs}
+    _drop_judged_pool_stalls(rep)
     if rep.death is not None:
         rep.verdicts.append(rep.death.as_verdict(rep.findings.get(rep.death.vm, [])))
     crashed = any(f["kind"] in CRASH_KINDS for fs in rep.findings.values() for f in fs)

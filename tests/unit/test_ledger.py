@@ -89,3 +89,24 @@ def test_the_kernels_own_warning_is_a_witness_once_nothing_holds_pages() -> None
     # unread sockets held the pages until harness time 10: the kernel was only patient
     assert ledger.leak_warnings(warnings, samples, sinks_closed=10.0, grace=3) == []
     assert ledger.leak_warnings(warnings, samples, sinks_closed=-40.0, grace=3) == [line]
+
+
+def test_a_patient_warning_is_no_console_finding_but_a_leak_warning_is() -> None:
+    from pathlib import Path
+
+    from bqlab.report import RunReport
+    from bqlab.runner import _drop_judged_pool_stalls
+
+    def run(console: str | None) -> RunReport:
+        rep = RunReport("s", "s.yaml", Path("/nonexistent"))
+        rep.findings = {"dut": [{"kind": "pool-stall", "line": 4}, {"kind": "warn", "line": 9}]}
+        if console is not None:
+            rep.verdicts = [{"name": "teardown", "verdict": "PASS",
+                             "witnesses": {"netlink": "PASS", "ledger": "PASS",
+                                           "console": console}}]
+        _drop_judged_pool_stalls(rep)
+        return rep
+
+    assert [f["kind"] for f in run("patient").findings["dut"]] == ["warn"]
+    assert len(run("stalled pool shutdown").findings["dut"]) == 2
+    assert len(run(None).findings["dut"]) == 2  # not judged: the console finding stands

@@ -35,7 +35,8 @@ def _verdict(report: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def test_every_builtin_scenario_is_covered() -> None:
-    assert sorted(POSITIVE + NEGATIVE + ["smoke"]) == scenario.builtin_names()
+    # smoke: test_smoke.py; selftests: test_selftests.py
+    assert sorted(POSITIVE + NEGATIVE + ["smoke", "selftests"]) == scenario.builtin_names()
     # a negative control says what it must show; a positive one expects PASS
     assert all(scenario.load(n).expect for n in NEGATIVE)
     assert not any(scenario.load(n).expect for n in POSITIVE)
