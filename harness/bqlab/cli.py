@@ -101,12 +101,13 @@ def cmd_selftests(args: argparse.Namespace) -> int:
     overrides = [*(args.set or []), *([f"vms.dut.nic={args.nic}"] if args.nic else [])]
     sc = scenario.load("selftests", overrides)
     if args.tests:
-        known = [s["test"] for s in sc.steps]
+        known = [s["test"] for s in sc.steps if s["kind"] == "selftest"]
         unknown = [t for t in args.tests if t not in known]
         if unknown:
             raise BadInput(f"unknown selftest(s) {', '.join(unknown)}; expected some of "
                            f"{', '.join(known)}")
-        sc.steps = [s for s in sc.steps if s["test"] in args.tests]
+        sc.steps = [s for s in sc.steps
+                    if s["kind"] != "selftest" or s["test"] in args.tests]
     args.repeat, args.until_fail, args.format = 1, False, "table"
     args.shard, args.label = None, None
     return _run_scenarios(args, [sc])

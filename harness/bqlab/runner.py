@@ -131,7 +131,8 @@ def _run_steps(scenario: Scenario, topo: Topology, rep: RunReport) -> None:
                     death = liveness.check_dut(state.topo.vms, timeout)
                     if death is not None:
                         raise DutDied(death)
-                break  # later steps assume this one worked
+                if step["kind"] != "selftest":  # selftests stand alone: run the rest
+                    break  # later steps assume this one worked
         state.wind_down()
         if scenario.watched:
             _judge(scenario, state, rep, dma_before)
