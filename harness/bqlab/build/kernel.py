@@ -6,7 +6,9 @@ Inputs (all enter the cache key):
            source), then your patch files, applied in order (patch -p1)
   config   tinyconfig + guest-kernel/config/*.config (sorted) + your fragments, merged
            with merge_config.sh; every option a fragment asks for must survive olddefconfig
-The configured tree is kept per (source, patches, config) so later builds are incremental.
+The configured tree is kept per (source, patches, config) so later builds are incremental;
+a tree with patches of your own starts as a copy of the built tree without them, so make
+rebuilds only what they touch.
 """
 
 import os
@@ -221,6 +223,22 @@ def tree_dir(spec: KernelSpec) -> Path:
     return cache_root() / "kernel-tree" / make_key(tree_inputs(spec))
 
 
+def _seed_from_base(spec: KernelSpec, tree: Path, log: Path) -> Path | None:
+    """With patches of your own on a source and config already built: start from a copy
+    of that built tree (timestamps kept) and patch it, so make rebuilds only what the
+    patches touch (a driver patch: that module, in seconds) instead of everything."""
+    if not spec.patches:
+        return None
+    base = tree_dir(KernelSpec(spec.tree, (), spec.fragments))
+    if not (base / ".configured").exists() or not (base / "src").exists():
+        return None
+    src_name = (base / "src").resolve().name
+    run_logged(f"copying the built tree {base.name} (your patches on top of it)",
+               ["cp", "-a", "--reflink=auto", str(base / src_name), str(tree / src_name)],
+               log)
+    return tree / src_name
+
+
 def _configured_tree(spec: KernelSpec) -> Path:
     tree = tree_dir(spec)
     key = tree.name
@@ -230,31 +248,53 @@ def _configured_tree(spec: KernelSpec) -> Path:
         shutil.rmtree(tree)
     tree.mkdir(parents=True)
     log = tree / "build.log"
+    seeded = _seed_from_base(spec, tree, log)
+    if seeded is not None:
+        _install_driver(seeded, spec.all_patches(), log)
+        for patch in spec.patches:
+            _apply_tree_part(patch, tree, seeded, log)
+        # A patch may touch Kconfig: the same fragments, checked the same way.
+        _configure(spec, seeded, log, base_config=True)
+        (tree / "src").symlink_to(seeded.name)
+        (tree / ".configured").write_text(key)
+        return tree
     src = _prepare_source(spec, tree, log)
     # The hook patch sources drivers/net/ethernet/bqnic/Kconfig: it must exist before
     # any make target reads Kconfig. The patches' driver parts go in with the driver.
     _install_driver(src, spec.all_patches(), log)
     for patch in spec.all_patches():
-        rest = patch_sections(patch.read_text(), driver=False)
-        if not rest:
-            continue
-        staged = tree / f".{patch.name}.tree"
-        staged.write_text(rest)
-        run_logged(f"applying {patch.name}",
-                   ["patch", "-p1", "--forward", "--batch", "-i", str(staged)], log, cwd=src)
+        _apply_tree_part(patch, tree, src, log)
+    _configure(spec, src, log)
+    (tree / "src").symlink_to(src.name)
+    (tree / ".configured").write_text(key)
+    return tree
+
+
+def _apply_tree_part(patch: Path, tree: Path, src: Path, log: Path) -> None:
+    """A patch's sections outside the bqnic driver (those go in with the driver)."""
+    rest = patch_sections(patch.read_text(), driver=False)
+    if not rest:
+        return
+    staged = tree / f".{patch.name}.tree"
+    staged.write_text(rest)
+    run_logged(f"applying {patch.name}",
+               ["patch", "-p1", "--forward", "--batch", "-i", str(staged)], log, cwd=src)
+
+
+def _configure(spec: KernelSpec, src: Path, log: Path, base_config: bool = False) -> None:
+    """tinyconfig + the fragments; base_config: the copied tree's .config is that, so only
+    olddefconfig (for what a patch changed in Kconfig). Every asked option must survive."""
     fragments = spec.all_fragments()
-    run_logged("make tinyconfig", ["make", "tinyconfig"], log, cwd=src)
-    run_logged("merging config fragments",
-               ["scripts/kconfig/merge_config.sh", "-m", ".config",
-                *[str(f) for f in fragments]], log, cwd=src)
+    if not base_config:
+        run_logged("make tinyconfig", ["make", "tinyconfig"], log, cwd=src)
+        run_logged("merging config fragments",
+                   ["scripts/kconfig/merge_config.sh", "-m", ".config",
+                    *[str(f) for f in fragments]], log, cwd=src)
     run_logged("make olddefconfig", ["make", "olddefconfig"], log, cwd=src)
     bad = config_mismatches(wanted_options(fragments), (src / ".config").read_text())
     if bad:
         raise InfraError("kernel config: options the fragments ask for did not survive "
                          "olddefconfig (missing dependency?):\n  " + "\n  ".join(bad))
-    (tree / "src").symlink_to(src.name)
-    (tree / ".configured").write_text(key)
-    return tree
 
 
 DRIVER_IN_TREE = "drivers/net/ethernet/bqnic"
