@@ -167,7 +167,9 @@ def cmd_selfcheck(args: argparse.Namespace) -> int:
     from .expect import check
     from .runner import run_scenario
 
-    names = args.scenarios or scenario.builtin_names()
+    # `selftests` is the kernel's tests of the driver, not a check of bqlab's verdicts:
+    # `bqlab selftests` runs it.
+    names = args.scenarios or [n for n in scenario.builtin_names() if n != "selftests"]
     scenarios = [scenario.load(name, args.set or []) for name in names]
     built = _built(args)
     say_accelerator(built)
