@@ -1,0 +1,37 @@
+"""reconfigure-under-failure against the driver with one of its error-path fixes reverted
+(tests/vm/patches/revert-*.patch, passed with --kernel-patch): each must fail, with the
+diagnosis of what that fix prevents. The default driver passes it (test_scenarios.py)."""
+
+from pathlib import Path
+
+import pytest
+
+from .conftest import only_report, run_bqlab
+
+PATCHES = Path(__file__).parent / "patches"
+
+REVERTED = [
+    # the interface left up with its queues freed: the next close dereferences them
+    ("revert-reconfigure-allocates-first.patch", "dut-alive", "FAIL"),
+    # NAPI runs the program the core already freed
+    ("revert-xdp-prog-dropped-on-error.patch", "dut-alive", "FAIL"),
+    # an open under allocation failure waits for a frame that cannot come
+    ("revert-open-refill-fallback.patch", "rx-stall", "STALL"),
+    # skbs freed with their ring stay counted in flight
+    ("revert-bql-reset.patch", "bql", "FAIL"),
+]
+
+
+@pytest.mark.parametrize("patch,verdict,outcome", REVERTED,
+                         ids=[p.removeprefix("revert-").removesuffix(".patch")
+                              for p, _, _ in REVERTED])
+def test_reconfigure_under_failure_fails_without_the_fix(patch: str, verdict: str,
+                                                         outcome: str, built,
+                                                         bqlab_env: dict[str, str],
+                                                         tmp_path: Path) -> None:
+    res = run_bqlab(["run", "reconfigure-under-failure", "--kernel-patch",
+                     str(PATCHES / patch)], bqlab_env, timeout=1800)
+    report = only_report(tmp_path / "artifacts")
+    got = {v["name"]: v["verdict"] for v in report["verdicts"]}
+    assert (res.returncode, got.get(verdict)) == (1, outcome), \
+        f"{report['diagnosis']}\n{got}"
