@@ -56,9 +56,16 @@ class PoolLife:
 def build(samples: list[GuestSample]) -> tuple[dict[str, PoolLife], float | None]:
     """Pool lives from the guest samples, on the harness clock; and the time of the last
     sample that carried the ledger (how far it is known)."""
-    pools: dict[str, PoolLife] = {}
+    pools: dict[str, PoolLife] = {}  # every life, by pool and generation
+    current: dict[str, PoolLife] = {}  # pool pointer -> its latest life (memory is reused)
     creating: dict[int, str] = {}  # pid -> device, between the kprobe and its return
     known_until = None
+
+    def new_life(key: str, **kw: Any) -> PoolLife:
+        life = PoolLife(key, **kw)
+        pools[f"{key}#{len(pools)}"] = current[key] = life
+        return life
+
     for s in samples:
         if s.guest_t is None:
             continue
@@ -72,10 +79,12 @@ def build(samples: list[GuestSample]) -> tuple[dict[str, PoolLife], float | None
                 key = _pool_key(ev["pool"])
                 if key.strip("0") == "" or key.startswith("ffffffffffff"):
                     continue  # NULL or an ERR_PTR: no pool was made
-                pools[key] = PoolLife(key, creating.pop(ev["pid"], None), created=t)
+                new_life(key, device=creating.pop(ev["pid"], None), created=t)
             elif name == "page_pool_release":
                 key = _pool_key(ev["page_pool"])
-                life = pools.setdefault(key, PoolLife(key))
+                life = current.get(key)
+                if life is None or life.freed is not None:
+                    life = new_life(key)  # created before the ledger started
                 if life.destroyed is None:
                     life.destroyed = t
                 life.inflight, life.hold, life.release = \

@@ -110,3 +110,16 @@ def test_a_patient_warning_is_no_console_finding_but_a_leak_warning_is() -> None
     assert [f["kind"] for f in run("patient").findings["dut"]] == ["warn"]
     assert len(run("stalled pool shutdown").findings["dut"]) == 2
     assert len(run(None).findings["dut"]) == 2  # not judged: the console finding stands
+
+
+def test_a_freed_pools_memory_reused_by_the_next_pool_is_a_new_life() -> None:
+    """XDP cycles destroy and create pools by the hundred: the allocator hands a freed
+    pool's memory to the next one. Each is judged on its own."""
+    samples = [sample(1, created(0.5)), sample(2, [release(1.5, 0)]),
+               sample(3, created(2.5)), sample(4, [release(3.5, 0)]),
+               sample(5, [release(4.5, 7)]), sample(12, [])]
+    pools, _ = ledger.build(samples)
+    assert [(p.created, p.destroyed, p.freed) for p in pools.values()] == \
+        [(0.5, 1.5, 1.5), (2.5, 3.5, 3.5), (None, 4.5, None)]
+    v = judge(samples)
+    assert v.verdict == LEAK and v.checked == 3
