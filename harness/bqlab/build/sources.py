@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import InfraError
 from ..hostdeps import apt_update, ensure_backports_sources
 from ..paths import downloads_dir
-from ..progress import run_logged
+from ..progress import run_logged, say
 
 QEMU_SOURCE = "qemu/bookworm-backports"
 QEMU_TARBALL = "qemu_10.0.2+ds.orig.tar.xz"
@@ -104,6 +104,7 @@ def pinned_deb(pool_path: str, sha256: str) -> Path:
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     url = f"{DEBIAN_MIRROR}/{pool_path}"
+    say(f"fetching {url}")
     try:
         with urllib.request.urlopen(url, timeout=120) as resp:
             data = resp.read()
