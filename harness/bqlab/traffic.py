@@ -68,10 +68,15 @@ class Pktgen:
 
     def start(self) -> None:
         lo, hi = self.ports
-        lines = ["modprobe pktgen", "echo reset > $PG/pgctrl"]
+        lines = ["modprobe pktgen"]
         for t in range(self.threads):
             dev = f"$PG/test0@{t}"
-            lines += [f"echo rem_device_all > $PG/kpktgend_{t}",
+            # rem_device_all (and pgctrl reset) only flag the pktgen thread and wait 125 ms:
+            # on a busy guest the thread acts later and removes the device added after it
+            # ("test0@0: No such file"). Remove only what is there, and wait until it is.
+            lines += [f"if grep -q @ $PG/kpktgend_{t}; then "
+                      f"echo rem_device_all > $PG/kpktgend_{t}; for i in $(seq 200); do "
+                      f"grep -q @ $PG/kpktgend_{t} || break; sleep 0.05; done; fi",
                       f"echo add_device test0@{t} > $PG/kpktgend_{t}"]
             conf = ["count 0", f"pkt_size {self.size}", f"dst {self.dst_ip}",
                     f"dst_mac {self.dst_mac}", f"udp_dst_min {lo}", f"udp_dst_max {hi}",

@@ -19,12 +19,10 @@ REVERTED = [
     ("revert-open-refill-fallback.patch", "rx-stall", "STALL"),
     # skbs freed with their ring stay counted in flight
     ("revert-bql-reset.patch", "bql", "FAIL"),
+    # a failed IRQ request frees rings the device was already given: the running queues
+    # have lost theirs
+    ("revert-queues-programmed-after-irqs.patch", "rx-stall", "STALL"),
 ]
-# Not here: revert-queues-programmed-after-irqs.patch (a failed IRQ request frees rings the
-# device was already given). It fails reconfigure-under-failure, but not always the same
-# way: a STALL once, once the DUT's own pktgen could not attach to test0 (reported as an
-# infrastructure ERROR, exit 3). Until that classification is settled it is shown by
-# hand: bqlab run reconfigure-under-failure --kernel-patch tests/vm/patches/revert-q...
 
 
 @pytest.mark.parametrize("patch,verdict,outcome", REVERTED,
