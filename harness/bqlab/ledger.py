@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .verdicts import INCONCLUSIVE, LEAK, PASS
+from .verdicts import INCONCLUSIVE, LEAK, PASS, PoolVerdict
 
 if TYPE_CHECKING:
     from .watchdog import GuestSample
@@ -96,12 +96,8 @@ def build(samples: list[GuestSample]) -> tuple[dict[str, PoolLife], float | None
 
 
 @dataclass
-class LedgerVerdict:
-    verdict: str
-    reason: str
-    leaked: list[dict[str, Any]] = field(default_factory=list)
-    checked: int = 0
-    pools: list[dict[str, Any]] = field(default_factory=list)
+class LedgerVerdict(PoolVerdict):
+    pools: list[dict[str, Any]] = field(default_factory=list)  # every life, for the report
 
 
 def ledger_verdict(pools: dict[str, PoolLife], known_until: float | None,
