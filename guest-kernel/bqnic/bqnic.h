@@ -144,7 +144,8 @@ struct bqnic_rx_stats {
 	u64 packets;
 	u64 bytes;
 	u64 alloc_fail;
-	u64 refill_work_runs;
+	u64 refill_work_starts;	/* NAPI off, allocating */
+	u64 refill_work_runs;	/* done allocating */
 	u64 sbq_empty;
 	u64 lbq_empty;
 	u64 csum_ok;

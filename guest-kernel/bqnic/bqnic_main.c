@@ -198,28 +198,30 @@ static void bqnic_refill_work(struct work_struct *work)
 {
 	struct bqnic_qp *qp = container_of(to_delayed_work(work),
 					   struct bqnic_qp, refill_work);
-	u32 before;
 	bool ok;
 
 	/* NAPI owns the rings and the pool's lockless cache: keep it off. */
 	napi_disable(&qp->napi);
-	before = qp->sbq.prod + qp->lbq.prod;
+	/* NAPI is off: the work is the only writer of the rx stats now. */
+	u64_stats_update_begin(&qp->stats->rx.syncp);
+	qp->stats->rx.refill_work_starts++;
+	u64_stats_update_end(&qp->stats->rx.syncp);
 	ok = bqnic_refill(qp, GFP_KERNEL);
-	napi_enable(&qp->napi);
-
 	u64_stats_update_begin(&qp->stats->rx.syncp);
 	qp->stats->rx.refill_work_runs++;
 	u64_stats_update_end(&qp->stats->rx.syncp);
+	napi_enable(&qp->napi);
 
 	/*
-	 * The device has buffers again: let NAPI deliver what arrives. If
-	 * nothing could be posted, NAPI would only fail again: just retry.
+	 * Always poll once NAPI is back, as virtnet_napi_enable() does: a poll
+	 * that had used its whole budget when napi_disable() came was ended
+	 * without unmasking the queue's interrupt, and completions may have
+	 * arrived meanwhile. Scheduling only when buffers were posted left the
+	 * queue masked for good whenever NAPI had refilled it first.
 	 */
-	if (qp->sbq.prod + qp->lbq.prod != before) {
-		local_bh_disable();
-		napi_schedule(&qp->napi);
-		local_bh_enable();
-	}
+	local_bh_disable();
+	napi_schedule(&qp->napi);
+	local_bh_enable();
 	if (!ok)
 		bqnic_schedule_refill(qp, HZ / 2);
 }
@@ -1398,7 +1400,7 @@ static const char bqnic_queue_stat_names[][ETH_GSTRING_LEN] = {
 	"rx_sbq_empty", "rx_lbq_empty", "rx_xdp_drop", "rx_xdp_tx",
 	"rx_xdp_redirect", "tx_packets", "tx_bytes", "tx_busy",
 	"dev_drop_no_sbq", "dev_drop_no_lbq", "dev_drop_cq_full", "rx_dropped",
-	"tx_dropped",
+	"tx_dropped", "rx_refill_work_starts",
 };
 
 #define BQNIC_QUEUE_STATS	ARRAY_SIZE(bqnic_queue_stat_names)
@@ -1461,6 +1463,7 @@ static void bqnic_get_ethtool_stats(struct net_device *ndev,
 			data[7] = rs->xdp_tx;
 			data[8] = rs->xdp_redirect;
 			data[15] = rs->dropped;
+			data[17] = rs->refill_work_starts;
 		} while (u64_stats_fetch_retry(&rs->syncp, start));
 		do {
 			start = u64_stats_fetch_begin(&ts->syncp);

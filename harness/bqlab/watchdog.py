@@ -68,8 +68,8 @@ class Watchdog:
         if self.vm.ssh is None:
             raise InfraError(f"{self.vm.name}: watchdog needs SSH")
         # Real-time priority: a CPU hog in the DUT must not starve the sampler.
-        flags = "--ledger" + ("" if self.model.evidence == nics.EVIDENCE_BQNIC
-                              else " --ethtool")
+        # ethtool -S for every model: for bqnic it shows whether the refill work ran.
+        flags = "--ledger --ethtool"
         self._stream = self.vm.ssh.stream(
             f"exec chrt -f 10 bqlab-watch {TEST_IFACE} {self.interval} {flags}")
         self._threads = [threading.Thread(target=self._read_guest, daemon=True,
