@@ -72,6 +72,15 @@ class RunState:
                 w[1] = self.now()
         return stopped
 
+    def resume_dut_traffic(self) -> None:
+        """Before a teardown: what the DUT was sending must be in flight through it, not
+        stopped by the reconfiguration before (BQL, tx rings freed with skbs queued)."""
+        dut = self.topo["dut"]
+        for flow in self.traffic:
+            resume = getattr(flow, "resume", None)
+            if resume is not None and getattr(flow, "sender", None) is dut:
+                resume()
+
     def close_sinks(self) -> int:
         was_open = self.sinks_open
         for s in self.sinks:
@@ -86,6 +95,7 @@ class RunState:
         """Run a DUT command that tears page_pools down, noting the pools just before it.
         A command that fails is returned, not recorded: the step fails with it."""
         dut = self.topo["dut"]
+        self.resume_dut_traffic()
         pools: dict = {}
         if self.watchdog is not None:
             # A sample taken after the previous event, so no pool born since is missed.

@@ -67,6 +67,26 @@ class Pktgen:
     running: bool = False
 
     def start(self) -> None:
+        res = self.sender.run(self._script(), timeout=30)
+        if not res.ok:
+            raise InfraError(f"{self.sender.name}: pktgen setup failed: "
+                             f"{res.stderr.strip()[-300:]}")
+        self.running = True
+
+    def resume(self) -> bool:
+        """Send again if pktgen stopped: it stops a device for good when its carrier goes
+        (pktgen_xmit), so a DUT sending through a reconfiguration sends only until the
+        first one. False if the link is down, or pktgen would not start."""
+        if not self.running:
+            return False
+        script = (f"PG={PKTGEN}; grep -q '^Running: test0' $PG/kpktgend_0 && exit 0; "
+                  "for i in $(seq 15); do [ \"$(cat /sys/class/net/test0/carrier 2>/dev/null)\" "
+                  "= 1 ] && break; sleep 0.1; done; "
+                  "[ \"$(cat /sys/class/net/test0/carrier 2>/dev/null)\" = 1 ] || exit 3\n"
+                  + self._script())
+        return self.sender.run(script, timeout=30).ok
+
+    def _script(self) -> str:
         lo, hi = self.ports
         lines = ["modprobe pktgen"]
         for t in range(self.threads):
@@ -90,15 +110,10 @@ class Pktgen:
         lines += [f"setsid sh -c 'echo start > {PKTGEN}/pgctrl' >/dev/null 2>&1 &",
                   "for i in $(seq 50); do grep -q '^Running: test0' $PG/kpktgend_0 && "
                   "exit 0; sleep 0.1; done; echo 'pktgen did not start' >&2; exit 1"]
-        script = "\n".join([f"set -e; PG={PKTGEN}", *lines])
-        res = self.sender.run(script, timeout=30)
-        if not res.ok:
-            raise InfraError(f"{self.sender.name}: pktgen setup failed: "
-                             f"{res.stderr.strip()[-300:]}")
-        self.running = True
+        return "\n".join([f"set -e; PG={PKTGEN}", *lines])
 
     def stop(self) -> int:
-        """Stop and return the number of frames sent."""
+        """Stop and return the number of frames sent since the last (re)start."""
         if not self.running:
             return 0
         self.running = False

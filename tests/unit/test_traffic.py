@@ -47,3 +47,60 @@ def test_stopped_tcp_runs_its_streams_into_one_stopped_server() -> None:
     assert "iperf3 -c 10.99.0.1 -p 5301 -t 3600 -P 4 " in sender.commands[0]
     assert receiver.commands[0] == "iperf3 -s -D -p 5301"
     assert "pkill -STOP -f 'iperf3 -s -D -p 5301'" in receiver.commands[1]
+
+
+class Result:
+    ok = True
+
+
+class Host(FakeVm):
+    def run(self, command: str, **_kw: object) -> Result:  # type: ignore[override]
+        self.commands.append(command)
+        return Result()
+
+
+def test_pktgen_resume_restarts_only_a_stopped_device_with_its_carrier_up() -> None:
+    from bqlab.traffic import Pktgen
+
+    dut = Host()
+    gen = Pktgen(dut, "10.99.0.2", "52:54:00:00:00:02", 1400, 3000, (9100, 9101))  # type: ignore[arg-type]
+    assert not gen.resume()  # never started: nothing to resume
+    gen.start()
+    assert gen.resume()
+    script = dut.commands[-1]
+    # still running: nothing else happens; link down: no restart (exit 3)
+    assert script.index("grep -q '^Running: test0'") < script.index("add_device test0@0")
+    assert script.index("/carrier") < script.index("add_device test0@0")
+    assert "|| exit 3" in script
+
+
+def test_a_teardown_event_resumes_what_the_dut_sends_first() -> None:
+    from bqlab.runstate import RunState
+
+    dut, peer = Host(), Host()
+    order: list[str] = []
+
+    class Flow:
+        def __init__(self, sender: Host) -> None:
+            self.sender = sender
+
+        def start(self) -> None: ...
+
+        def stop(self) -> None: ...
+
+        def resume(self) -> bool:
+            order.append("resume dut" if self.sender is dut else "resume peer")
+            return True
+
+    def run(command: str, **_kw: object) -> Result:
+        order.append(command)
+        return Result()
+
+    dut.run = run  # type: ignore[method-assign]
+    state = RunState(topo={"dut": dut, "peer": peer})  # type: ignore[arg-type]
+    state.start_traffic(Flow(peer), to_dut=True)
+    state.start_traffic(Flow(dut), to_dut=False)
+    state.record_event("rings", "ethtool -G test0 rx 512")
+    # pktgen stops a device whose carrier went: the DUT's flow is restarted before the
+    # next teardown, so skbs are in flight through every one; the peer's link never moved
+    assert order == ["resume dut", "ethtool -G test0 rx 512"]
