@@ -281,10 +281,22 @@ static void bqnic_instance_init(Object *obj)
                              bqnic_set_reset_stats);
 }
 
-/* Ring state lives in guest memory and in-flight frames: not migrated. */
+/*
+ * Rings and buffers live in guest memory, which migrates with the guest; the
+ * device's side is its registers, ring indices, read-ahead buffer addresses,
+ * interrupt moderation timers and counters (SPEC 12).
+ */
 static const VMStateDescription bqnic_vmstate = {
     .name = TYPE_BQNIC,
-    .unmigratable = 1,
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_PCI_DEVICE(parent_obj, BqnicState),
+        VMSTATE_MSIX(parent_obj, BqnicState),
+        VMSTATE_UINT32_EQUAL(queues, BqnicState, NULL),
+        VMSTATE_STRUCT(core, BqnicState, 1, bqnic_vmstate_core, BqnicCore),
+        VMSTATE_END_OF_LIST()
+    }
 };
 
 static const Property bqnic_properties[] = {

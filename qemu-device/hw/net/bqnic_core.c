@@ -10,6 +10,7 @@
  */
 
 #include "qemu/osdep.h"
+#include "qemu/error-report.h"
 #include "qemu/log.h"
 #include "qemu/timer.h"
 #include "qemu/iov.h"
@@ -18,6 +19,7 @@
 #include "net/eth.h"
 #include "hw/pci/pci_device.h"
 #include "hw/pci/msix.h"
+#include "migration/vmstate.h"
 #include "net_rx_pkt.h"
 #include "bqnic_core.h"
 #include "trace.h"
@@ -1261,6 +1263,183 @@ void bqnic_core_bus_master_changed(BqnicCore *core)
     bqnic_rx_kick(core, NULL);
     bqnic_guard_exit(core);
 }
+
+/* Migration (SPEC 12) */
+
+static const VMStateDescription bqnic_vmstate_ring = {
+    .name = "bqnic/ring",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT64(base, BqnicRing),
+        VMSTATE_UINT32(size, BqnicRing),
+        VMSTATE_UINT32(prod, BqnicRing),
+        VMSTATE_UINT32(cons, BqnicRing),
+        VMSTATE_END_OF_LIST()
+    }
+};
+
+static const VMStateDescription bqnic_vmstate_bq_cache = {
+    .name = "bqnic/bq-cache",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT64_ARRAY(addr, BqnicBqCache, BQNIC_BQ_PREFETCH),
+        VMSTATE_UINT32(first, BqnicBqCache),
+        VMSTATE_UINT32(count, BqnicBqCache),
+        VMSTATE_END_OF_LIST()
+    }
+};
+
+static const VMStateDescription bqnic_vmstate_stats = {
+    .name = "bqnic/stats",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT64(rx_frames, BqnicQueueStats),
+        VMSTATE_UINT64(rx_bytes, BqnicQueueStats),
+        VMSTATE_UINT64(rx_drop_no_sbq, BqnicQueueStats),
+        VMSTATE_UINT64(rx_drop_no_lbq, BqnicQueueStats),
+        VMSTATE_UINT64(rx_drop_cq_full, BqnicQueueStats),
+        VMSTATE_UINT64(rx_drop_disabled, BqnicQueueStats),
+        VMSTATE_UINT64(completions, BqnicQueueStats),
+        VMSTATE_UINT64(interrupts, BqnicQueueStats),
+        VMSTATE_UINT64(tx_frames, BqnicQueueStats),
+        VMSTATE_UINT64(tx_bytes, BqnicQueueStats),
+        VMSTATE_UINT64(tx_errors, BqnicQueueStats),
+        VMSTATE_UINT64(tx_drop_link_down, BqnicQueueStats),
+        VMSTATE_END_OF_LIST()
+    }
+};
+
+static const VMStateDescription bqnic_vmstate_queue = {
+    .name = "bqnic/queue",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32(rx_ctrl, BqnicQueue),
+        VMSTATE_UINT32(rx_status, BqnicQueue),
+        VMSTATE_UINT32(tx_ctrl, BqnicQueue),
+        VMSTATE_UINT32(tx_status, BqnicQueue),
+        VMSTATE_STRUCT(cq, BqnicQueue, 1, bqnic_vmstate_ring, BqnicRing),
+        VMSTATE_STRUCT(sbq, BqnicQueue, 1, bqnic_vmstate_ring, BqnicRing),
+        VMSTATE_STRUCT(lbq, BqnicQueue, 1, bqnic_vmstate_ring, BqnicRing),
+        VMSTATE_STRUCT(tx, BqnicQueue, 1, bqnic_vmstate_ring, BqnicRing),
+        VMSTATE_STRUCT_ARRAY(bq_cache, BqnicQueue, 2, 1,
+                             bqnic_vmstate_bq_cache, BqnicBqCache),
+        VMSTATE_UINT32(cause, BqnicQueue),
+        VMSTATE_UINT32(mask, BqnicQueue),
+        VMSTATE_TIMER_PTR(itr_timer, BqnicQueue),
+        VMSTATE_INT64(last_irq_ns, BqnicQueue),
+        VMSTATE_STRUCT(stats, BqnicQueue, 1, bqnic_vmstate_stats,
+                       BqnicQueueStats),
+        VMSTATE_END_OF_LIST()
+    }
+};
+
+/*
+ * A ring as the registers could have left it: a valid size and alignment
+ * while enabled (bqnic_rx_enable/bqnic_tx_enable), and never more posted
+ * than it holds (bqnic_index_ok). A disabled ring is not used until it is
+ * enabled again, which checks it and starts it empty.
+ */
+static bool bqnic_ring_loadable(const BqnicRing *r, bool enabled,
+                                uint64_t align)
+{
+    if (!enabled) {
+        return true;
+    }
+    return bqnic_ring_size_valid(r->size) && !(r->base & (align - 1)) &&
+           r->prod - r->cons <= r->size;
+}
+
+static int bqnic_core_post_load(void *opaque, int version_id)
+{
+    BqnicCore *core = opaque;
+    unsigned int i, b;
+
+    /*
+     * Everything the registers bound, checked again: the stream is as
+     * untrusted as the guest that wrote the state into it.
+     */
+    if (core->max_frame < BQNIC_MIN_FRAME_LIMIT ||
+        core->max_frame > BQNIC_MAX_FRAME_LIMIT ||
+        core->sbq_buf_size < 64 || core->sbq_buf_size > 4096 ||
+        core->sbq_buf_size % 64 || core->lbq_buf_size < 1024 ||
+        core->lbq_buf_size > 65536 || core->lbq_buf_size % 1024 ||
+        core->bq_low_mark > BQNIC_MAX_RING || core->itr > 0xffff ||
+        (core->ctrl & ~BQNIC_CTRL_MASK) || core->mac_hi > 0xffff ||
+        (core->misc_mask & ~BQNIC_MISC_ALL)) {
+        error_report("bqnic: migrated device registers out of range");
+        return -EINVAL;
+    }
+    for (i = 0; i < core->num_queues; i++) {
+        BqnicQueue *q = &core->queues[i];
+        bool rx_on = q->rx_ctrl & BQNIC_QCTRL_ENABLE;
+        bool tx_on = q->tx_ctrl & BQNIC_QCTRL_ENABLE;
+
+        if ((q->rx_ctrl & ~BQNIC_QCTRL_ENABLE) ||
+            (q->tx_ctrl & ~BQNIC_QCTRL_ENABLE) ||
+            !bqnic_ring_loadable(&q->cq, rx_on, 16) ||
+            !bqnic_ring_loadable(&q->sbq, rx_on, 8) ||
+            !bqnic_ring_loadable(&q->lbq, rx_on, 8) ||
+            !bqnic_ring_loadable(&q->tx, tx_on, 16)) {
+            error_report("bqnic: migrated queue %u: rings out of range", i);
+            return -EINVAL;
+        }
+        for (b = 0; b < ARRAY_SIZE(q->bq_cache); b++) {
+            if (q->bq_cache[b].count > BQNIC_BQ_PREFETCH) {
+                error_report("bqnic: migrated queue %u: %s read-ahead of %u",
+                             i, bq_name[b], q->bq_cache[b].count);
+                return -EINVAL;
+            }
+        }
+    }
+    for (i = 0; i < core->num_queues; i++) {
+        BqnicQueue *q = &core->queues[i];
+
+        /* Moderation adds at most 65535 us to it: keep that from overflowing */
+        q->last_irq_ns = MIN(MAX(q->last_irq_ns, INT64_MIN / 2), INT64_MAX / 2);
+    }
+    /*
+     * A frame held back for a queue (rx-nobuf=queue) waits in the net
+     * layer, which is not migrated: it is gone, like one on the wire.
+     */
+    core->rx_held_queue = -1;
+    qemu_get_queue(core->nic)->link_down = !core->link_up;
+    return 0;
+}
+
+const VMStateDescription bqnic_vmstate_core = {
+    .name = "bqnic/core",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .post_load = bqnic_core_post_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32(ctrl, BqnicCore),
+        VMSTATE_UINT32(mac_lo, BqnicCore),
+        VMSTATE_UINT32(mac_hi, BqnicCore),
+        VMSTATE_UINT32(max_frame, BqnicCore),
+        VMSTATE_UINT32(misc_cause, BqnicCore),
+        VMSTATE_UINT32(misc_mask, BqnicCore),
+        VMSTATE_UINT32(itr, BqnicCore),
+        VMSTATE_UINT64(dma_err_addr, BqnicCore),
+        VMSTATE_UINT32(dma_err_where, BqnicCore),
+        VMSTATE_BOOL(dma_err, BqnicCore),
+        VMSTATE_BOOL(link_up, BqnicCore),
+        VMSTATE_UINT8_ARRAY(rss_key, BqnicCore, BQNIC_RSS_KEY_SIZE),
+        VMSTATE_UINT8_ARRAY(rss_indir, BqnicCore, BQNIC_RSS_INDIR_SIZE),
+        VMSTATE_UINT32(sbq_buf_size, BqnicCore),
+        VMSTATE_UINT32(lbq_buf_size, BqnicCore),
+        VMSTATE_UINT32(bq_low_mark, BqnicCore),
+        VMSTATE_STRUCT_VARRAY_UINT32(queues, BqnicCore, num_queues, 1,
+                                     bqnic_vmstate_queue, BqnicQueue),
+        VMSTATE_UINT64(rx_oversize, BqnicCore),
+        VMSTATE_UINT64(rx_runt, BqnicCore),
+        VMSTATE_UINT64(dma_errors, BqnicCore),
+        VMSTATE_END_OF_LIST()
+    }
+};
 
 void bqnic_core_realize(BqnicCore *core, PCIDevice *owner, NICState *nic,
                         unsigned int num_queues, bool rx_nobuf_queue)

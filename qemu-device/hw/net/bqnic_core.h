@@ -67,7 +67,7 @@ typedef struct BqnicQueue {
 struct BqnicCore {
     PCIDevice *owner;
     NICState *nic;
-    unsigned int num_queues;
+    uint32_t num_queues;
     bool rx_nobuf_queue;        /* rx-nobuf=queue: hold frames, don't drop */
     int rx_held_queue;          /* queue a held frame waits for, or -1 */
     bool link_up;
@@ -99,6 +99,8 @@ struct BqnicCore {
     uint64_t rx_runt;
     uint64_t dma_errors;
 };
+
+extern const VMStateDescription bqnic_vmstate_core;
 
 void bqnic_core_realize(BqnicCore *core, PCIDevice *owner, NICState *nic,
                         unsigned int num_queues, bool rx_nobuf_queue);
