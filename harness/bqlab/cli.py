@@ -160,6 +160,141 @@ def _write_tally(reports: list) -> None:
     print(f"tally: {path}", file=sys.stderr)
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    """The scenarios on the base kernel and on base + the patches (or another tree),
+    --repeat times each, interleaved; a before/after table and a conclusion each."""
+    from pathlib import Path
+
+    from . import hostdeps, scenario, validate
+    from .build.artifacts import resolve
+    from .build.kernel import KernelSpec
+    from .progress import say
+    from .rundir import new_run_dir
+    from .runner import run_scenario
+
+    if args.repeat < 1:
+        raise BadInput(f"--repeat {args.repeat}: expected at least 1")
+    if not args.kernel_patch and not args.after_tree:
+        raise BadInput("nothing to validate: give the patches under test (--kernel-patch "
+                       "FILE, repeatable) or the tree to compare with (--after-tree DIR)")
+    scenarios = [scenario.load(name, args.set or []) for name in args.scenarios]
+    before = KernelSpec.from_env(args.kernel_tree, args.base_patch, args.kernel_config)
+    after = KernelSpec(Path(args.after_tree).expanduser().resolve() if args.after_tree
+                       else before.tree,
+                       before.patches + tuple(Path(p).resolve()
+                                              for p in args.kernel_patch or []),
+                       before.fragments)
+    after.validate()
+    hostdeps.require("run")
+    say("validate: the base kernel (before)")
+    built_before = resolve(before, build_missing=True)
+    say("validate: the base kernel with the change (after)")
+    built_after = resolve(after, build_missing=True)
+    say_accelerator(built_before)
+    results = []
+    for sc in scenarios:
+        runs: dict[str, list[dict]] = {"before": [], "after": []}
+        name = sc.name
+        for i in range(args.repeat):
+            # Interleaved: whatever the host does meanwhile falls on both sides alike.
+            for side, built in (("before", built_before), ("after", built_after)):
+                say(f"{name}: {side}, run {i + 1} of {args.repeat}")
+                sc.name = f"{name}@{side}"
+                rep = run_scenario(sc, built).as_dict()
+                rep["scenario"] = name
+                runs[side].append(rep)
+        sc.name = name
+        got = validate.conclude(name, runs["before"], runs["after"], args.expect)
+        print(validate.render(name, validate.rows(runs["before"], runs["after"])))
+        print(f"{name}: {got.text}")
+        results.append((got, runs["before"], runs["after"]))
+    path = validate.write(new_run_dir("validate"), _describe(before), _describe(after),
+                          results)
+    print(f"validate: {path}")
+    return max(c.exit_code for c, _, _ in results)
+
+
+def cmd_bisect(args: argparse.Namespace) -> int:
+    """git bisect over a kernel or driver history, each step judged by --repeat runs."""
+    from collections import Counter
+    from pathlib import Path
+
+    from . import bisect, hostdeps, repeat, scenario
+    from .build.artifacts import resolve
+    from .build.kernel import KernelSpec
+    from .cachekey import make_key
+    from .errors import InfraError
+    from .paths import cache_root
+    from .progress import say
+    from .rundir import new_run_dir, write_json
+    from .runner import run_scenario
+
+    if args.repeat < 1:
+        raise BadInput(f"--repeat {args.repeat}: expected at least 1")
+    if (args.kernel_tree is None) == (args.driver_tree is None):
+        raise BadInput("bisect which history? give --kernel-tree DIR (a Linux tree) or "
+                       "--driver-tree DIR (a repository with the bqnic driver), one of them")
+    repo = bisect.check_repo(Path(args.kernel_tree or args.driver_tree))
+    good, bad = bisect.resolve_commit(repo, args.good), bisect.resolve_commit(repo, args.bad)
+    sc = scenario.load(args.scenario, args.set or [])
+    if args.driver_tree:
+        rel = Path(args.driver_path)
+        if rel.is_absolute() or ".." in rel.parts:
+            raise BadInput(f"--driver-path {rel}: expected a path inside the repository")
+        bisect.git(repo, "cat-file", "-e", f"{bad}:{rel.as_posix()}/bqnic_main.c")
+    hostdeps.require("run")
+    base = KernelSpec.from_env(None, args.kernel_patch, args.kernel_config)
+    steps: list[bisect.Step] = []
+    where = cache_root() / "bisect" / make_key({"repo": str(repo)})
+    with bisect.Worktree(repo, where) as wt:
+        out = bisect.git(wt.path, "bisect", "start", bad, good, "--")
+        result = bisect.outcome_of(out)
+        while result is None:
+            commit, subject = wt.head()
+            say(f"bisect: {commit[:12]} {subject}")
+            spec = KernelSpec(wt.path if args.kernel_tree else None, base.patches,
+                              base.fragments,
+                              wt.path / args.driver_path if args.driver_tree else None)
+            try:
+                built = resolve(spec, build_missing=True)
+            except InfraError as e:  # the commit does not build: git bisect skip
+                step = bisect.Step(commit, subject, "skip", why=f"does not build: {e}")
+            else:
+                reports = []
+                for i in range(args.repeat):
+                    sc.name = f"{args.scenario}@{commit[:12]}"
+                    say(f"bisect: {commit[:12]} run {i + 1} of {args.repeat}")
+                    reports.append(run_scenario(sc, built).as_dict())
+                    if reports[-1]["exit_code"] != ExitCode.PASS:
+                        break  # one failure is enough to call it bad
+                mark = bisect.judge(reports)
+                step = bisect.Step(commit, subject, mark,
+                                   dict(Counter(repeat.outcome(r) for r in reports)),
+                                   [r["artifacts"] for r in reports])
+                if mark == "error":
+                    steps.append(step)
+                    raise InfraError(f"bisect stopped at {commit[:12]}: a run could not "
+                                     f"finish (host side): {reports[-1]['artifacts']}")
+            steps.append(step)
+            result = bisect.outcome_of(bisect.git(wt.path, "bisect", step.mark))
+        first_subject = "" if result == "skipped" else \
+            bisect.git(repo, "log", "-1", "--format=%s", result).strip()
+    print(bisect.render(steps, result, first_subject))
+    path = new_run_dir("bisect") / "report.json"
+    write_json(path, {"schema": bisect.SCHEMA, "repository": str(repo), "good": good,
+                      "bad": bad, "scenario": args.scenario, "repeat": args.repeat,
+                      "first_bad": None if result == "skipped" else result,
+                      "first_bad_subject": first_subject,
+                      "steps": [vars(s) for s in steps]})
+    print(f"bisect: {path}")
+    return ExitCode.PASS if result != "skipped" else ExitCode.VERDICT_FAILED
+
+
+def _describe(spec) -> str:
+    tree = str(spec.tree) if spec.tree else "Debian linux-source-6.12"
+    return tree + "".join(f" + {p.name}" for p in spec.patches)
+
+
 def cmd_selfcheck(args: argparse.Namespace) -> int:
     """Every built-in (or the given scenarios) against its `expect:`: does bqlab still see
     the bugs its negative controls plant, on this kernel, and pass the positives?"""
@@ -364,6 +499,12 @@ def _add_kernel_options(p: argparse.ArgumentParser) -> None:
                    help="merge this config fragment (repeatable)")
 
 
+def validate_expectations() -> tuple[str, ...]:
+    from .validate import EXPECTATIONS
+
+    return EXPECTATIONS
+
+
 def bench_nics() -> tuple[str, ...]:
     from .bench import NICS
 
@@ -405,6 +546,52 @@ def build_parser() -> argparse.ArgumentParser:
                         "(at most --repeat runs, 100 without it)")
     _add_kernel_options(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("validate",
+                       help="before/after: scenarios on a base kernel and on base + patches")
+    p.add_argument("scenarios", nargs="+", metavar="SCENARIO")
+    p.add_argument("--repeat", type=int, default=5, metavar="N",
+                   help="runs per side and scenario, interleaved (default: %(default)s)")
+    p.add_argument("--expect", choices=validate_expectations(), default="fix",
+                   help="fix: what failed before must pass after (exit 0 only then); "
+                        "same: nothing may get worse (a refactor)")
+    p.add_argument("--base-patch", metavar="FILE", action="append",
+                   help="a patch of the base kernel, on both sides (repeatable)")
+    p.add_argument("--after-tree", metavar="DIR",
+                   help="compare with this Linux tree instead of base + --kernel-patch")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override an option in every scenario")
+    g = p.add_argument_group("guest kernel (the base; also BQLAB_KERNEL_TREE/_CONFIG)")
+    g.add_argument("--kernel-tree", metavar="DIR",
+                   help="the base: this Linux tree instead of Debian's linux-source-6.12")
+    g.add_argument("--kernel-patch", metavar="FILE", action="append",
+                   help="the change under test: applied after the base's patches, on the "
+                        "'after' side only (repeatable)")
+    g.add_argument("--kernel-config", metavar="FILE", action="append",
+                   help="merge this config fragment, both sides (repeatable)")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("bisect", help="find the commit that made a scenario fail "
+                                      "(git bisect in a scratch worktree)")
+    p.add_argument("good", metavar="GOOD", help="a commit where the scenario passes")
+    p.add_argument("bad", metavar="BAD", help="a later commit where it fails")
+    p.add_argument("scenario", metavar="SCENARIO")
+    p.add_argument("--kernel-tree", metavar="DIR", help="bisect this Linux tree's history")
+    p.add_argument("--driver-tree", metavar="DIR",
+                   help="bisect the history of the bqnic driver in this repository "
+                        "(built into the default kernel)")
+    p.add_argument("--driver-path", default="guest-kernel/bqnic", metavar="PATH",
+                   help="with --driver-tree: where the driver is in it (default: "
+                        "%(default)s)")
+    p.add_argument("--repeat", type=int, default=3, metavar="N",
+                   help="runs per step; a commit is good only if all pass (default: "
+                        "%(default)s)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE")
+    p.add_argument("--kernel-patch", metavar="FILE", action="append",
+                   help="apply this patch at every step (repeatable)")
+    p.add_argument("--kernel-config", metavar="FILE", action="append",
+                   help="merge this config fragment at every step (repeatable)")
+    p.set_defaults(func=cmd_bisect)
 
     p = sub.add_parser("selftests",
                        help="run the kernel's drivers/net selftests against the DUT's NIC")

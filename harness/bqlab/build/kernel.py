@@ -61,6 +61,7 @@ class KernelSpec:
     tree: Path | None = None
     patches: tuple[Path, ...] = field(default_factory=tuple)
     fragments: tuple[Path, ...] = field(default_factory=tuple)
+    driver: Path | None = None  # bqnic's sources, if not guest-kernel/bqnic (bqlab bisect)
 
     @classmethod
     def from_env(cls, tree: str | None = None, patches: list[str] | None = None,
@@ -150,17 +151,19 @@ def tree_inputs(spec: KernelSpec, fetch: bool = True) -> dict:
     }
 
 
-def driver_dir() -> Path:
-    return kernel_dir() / "bqnic"
+def driver_dir(spec: KernelSpec | None = None) -> Path:
+    return spec.driver if spec is not None and spec.driver is not None \
+        else kernel_dir() / "bqnic"
 
 
-def driver_inputs() -> dict[str, str]:
+def driver_inputs(spec: KernelSpec | None = None) -> dict[str, str]:
     """The bqnic driver sources built into the kernel tree."""
-    return {k: v for k, v in tree_digests(driver_dir()).items() if not k.endswith(".md")}
+    return {k: v for k, v in tree_digests(driver_dir(spec)).items()
+            if not k.endswith(".md")}
 
 
 def inputs(spec: KernelSpec, fetch: bool = True) -> dict:
-    return {**tree_inputs(spec, fetch), "driver": driver_inputs(),
+    return {**tree_inputs(spec, fetch), "driver": driver_inputs(spec),
             "artifact": ARTIFACT_RECIPE}
 
 
@@ -250,7 +253,7 @@ def _configured_tree(spec: KernelSpec) -> Path:
     log = tree / "build.log"
     seeded = _seed_from_base(spec, tree, log)
     if seeded is not None:
-        _install_driver(seeded, spec.all_patches(), log)
+        _install_driver(seeded, spec.all_patches(), log, driver_dir(spec))
         for patch in spec.patches:
             _apply_tree_part(patch, tree, seeded, log)
         # A patch may touch Kconfig: the same fragments, checked the same way.
@@ -261,7 +264,7 @@ def _configured_tree(spec: KernelSpec) -> Path:
     src = _prepare_source(spec, tree, log)
     # The hook patch sources drivers/net/ethernet/bqnic/Kconfig: it must exist before
     # any make target reads Kconfig. The patches' driver parts go in with the driver.
-    _install_driver(src, spec.all_patches(), log)
+    _install_driver(src, spec.all_patches(), log, driver_dir(spec))
     for patch in spec.all_patches():
         _apply_tree_part(patch, tree, src, log)
     _configure(spec, src, log)
@@ -325,14 +328,14 @@ def patch_sections(text: str, driver: bool) -> str:
     return "".join(out)
 
 
-def _install_driver(src: Path, patches: list[Path], log: Path) -> None:
+def _install_driver(src: Path, patches: list[Path], log: Path, driver: Path) -> None:
     """Copy guest-kernel/bqnic into the tree with the patches' driver parts applied (they
     would be lost at each build otherwise, which re-copies the driver). Unchanged files
     keep their mtime, so make rebuilds only what changed."""
     with tempfile.TemporaryDirectory(prefix="bqnic-driver-") as tmp:
         staged = Path(tmp) / DRIVER_IN_TREE
         staged.mkdir(parents=True)
-        for f in sorted(driver_dir().iterdir()):
+        for f in sorted(driver.iterdir()):
             if f.is_file() and not f.name.endswith(".md"):
                 shutil.copy2(f, staged / f.name)
         for patch in patches:
@@ -354,7 +357,7 @@ def build(spec: KernelSpec, force: bool = False) -> Path:
         hostdeps.require_packages(hostdeps.KERNEL_BUILD, "building the guest kernel")
         tree = _configured_tree(spec)
         src = (tree / "src").resolve()
-        _install_driver(src, spec.all_patches(), tree / "build.log")
+        _install_driver(src, spec.all_patches(), tree / "build.log", driver_dir(spec))
         jobs = str(os.cpu_count() or 2)
         log = tree / "build.log"
         run_logged("building the kernel (~6 min on 2 cores cold)",
