@@ -130,7 +130,8 @@ def _run_scenarios(args: argparse.Namespace, scenarios: list) -> int:
                     from .progress import say
 
                     say(f"{sc.name}: run {i + 1} of {args.repeat}")
-                reports.append(run_scenario(sc, built))
+                reports.append(run_scenario(sc, built,
+                                            getattr(args, "snapshot_on_fail", False)))
                 if args.until_fail and reports[-1].exit_code != ExitCode.PASS:
                     break
     finally:
@@ -365,37 +366,70 @@ def _shard_and_label(args: argparse.Namespace, scenarios: list) -> list:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    import time
 
     from . import scenario
     from .rundir import new_run_dir
     from .runner import vm_configs
     from .topology import Topology
 
+    if args.from_dir:
+        return _up_from(args)
     sc = scenario.load(args.scenario, args.set or [])
     built = _built(args)
     run_dir = new_run_dir("up")
     with Topology(vm_configs(sc), built, run_dir) as topo:
-        known_hosts = run_dir / "known_hosts"
-        host_key = built.host_key.read_text().split()
-        known_hosts.write_text("".join(
-            f"[127.0.0.1]:{vm.port} {host_key[0]} {host_key[1]}\n" for vm in topo.vms.values()))
-        print(f"topology up ({topo.accel}: {topo.accel_reason}); artifacts: {run_dir}")
-        for name, vm in topo.vms.items():
-            addr = topo.address(name)
-            print(f"  {name}: test0 {addr.ipv4} {addr.ipv6}")
-            print(f"    ssh -i {built.ssh_key} -p {vm.port} -o UserKnownHostsFile={known_hosts}"
-                  f" root@127.0.0.1")
-            print(f"    qmp: {vm.qmp_socket}  (e.g. socat - UNIX-CONNECT:{vm.qmp_socket})")
-            print(f"    console log: {vm.console_log}")
-        print("Ctrl-C stops both VMs.", flush=True)
-        try:
-            while True:
-                topo.wait_all_alive()
-                time.sleep(1)
-        except KeyboardInterrupt:
-            print("stopping ...", flush=True)
+        _hold(topo, built, run_dir)
     return ExitCode.PASS
+
+
+def _up_from(args: argparse.Namespace) -> int:
+    """The DUT and peer of a failed run, resumed from its snapshot, for hands-on work."""
+    from pathlib import Path
+
+    from . import hostdeps, snapshot
+    from .build.artifacts import BuiltArtifacts
+    from .rundir import new_run_dir
+    from .topology import Topology
+
+    data = snapshot.load(Path(args.from_dir).expanduser().resolve())
+    hostdeps.require("run")
+    built = BuiltArtifacts(**{k: v if k == "kernel_release" else Path(v)
+                              for k, v in data["built"].items()})
+    run_dir = new_run_dir("up")
+    disks = snapshot.restore_into(run_dir, data)
+    restore = {vm["config"]["name"]: (disks[vm["config"]["name"]], data["dir"] / vm["state"])
+               for vm in data["vms"]}
+    print(f"resuming the snapshot of {args.from_dir} (taken {data['why']})", flush=True)
+    with Topology(snapshot.configs(data), built, run_dir, restore=restore,
+                  restore_accel=data["accel"]) as topo:
+        _hold(topo, built, run_dir)
+    return ExitCode.PASS
+
+
+def _hold(topo, built, run_dir) -> None:
+    """Say how to reach the VMs, and keep them up until Ctrl-C."""
+    import time
+
+    known_hosts = run_dir / "known_hosts"
+    host_key = built.host_key.read_text().split()
+    known_hosts.write_text("".join(
+        f"[127.0.0.1]:{vm.port} {host_key[0]} {host_key[1]}\n" for vm in topo.vms.values()))
+    print(f"topology up ({topo.accel}: {topo.accel_reason}); artifacts: {run_dir}")
+    for name, vm in topo.vms.items():
+        addr = topo.address(name)
+        print(f"  {name}: test0 {addr.ipv4} {addr.ipv6}")
+        print(f"    ssh -i {built.ssh_key} -p {vm.port} -o UserKnownHostsFile={known_hosts}"
+              f" root@127.0.0.1")
+        print(f"    qmp: {vm.user_qmp_socket}  (e.g. socat - UNIX-CONNECT:"
+              f"{vm.user_qmp_socket})")
+        print(f"    console log: {vm.console_log}")
+    print("Ctrl-C stops both VMs.", flush=True)
+    try:
+        while True:
+            topo.wait_all_alive()
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print("stopping ...", flush=True)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -544,6 +578,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until-fail", action="store_true",
                    help="stop repeating a scenario at its first run that does not pass "
                         "(at most --repeat runs, 100 without it)")
+    p.add_argument("--snapshot-on-fail", action="store_true",
+                   help="save the DUT and peer once the pressure ended (before the next "
+                        "reconfiguration) and keep them if the run fails: bqlab up --from")
     _add_kernel_options(p)
     p.set_defaults(func=cmd_run)
 
@@ -618,6 +655,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("up", help="boot the topology for hands-on work until Ctrl-C")
     p.add_argument("scenario", nargs="?", default="smoke",
                    help="take the VM setup from this scenario (default: smoke)")
+    p.add_argument("--from", dest="from_dir", metavar="ARTIFACT_DIR",
+                   help="resume the DUT and peer a failed run saved (run --snapshot-on-fail)"
+                        " instead of booting")
     p.add_argument("--set", action="append", metavar="KEY=VALUE")
     _add_kernel_options(p)
     p.set_defaults(func=cmd_up)

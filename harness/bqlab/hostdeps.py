@@ -25,8 +25,10 @@ IMAGE_BUILD = ["debootstrap", "e2fsprogs", "openssh-client", "clang", "libbpf-de
 # Booting a VM: firmware (SeaBIOS, the option ROMs and linuxboot from qemu-system-data,
 # iPXE for e1000e/igb/virtio ROM bars) and the libraries the built QEMU is linked against
 # (tests/device/test_runtime_libs.py checks the libraries against the binary.)
+# qemu-utils: qemu-img puts each VM's disk writes in an overlay of its own, which a
+# snapshot (bqlab run --snapshot-on-fail) saves.
 VM_RUNTIME = ["seabios", "qemu-system-data", "ipxe-qemu", "libglib2.0-0", "libslirp0",
-              "libfdt1"]
+              "libfdt1", "qemu-utils"]
 # The test suite: VMs, checkpatch.pl (perl), and a real browser for report.html.
 TEST_RUNTIME = [*VM_RUNTIME, "perl", "chromium"]
 # `bqlab bench profile` records the DUT's QEMU with perf.

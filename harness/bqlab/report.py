@@ -34,6 +34,8 @@ class RunReport:
     timeline: dict[str, Any] | None = None  # RunState.timeline() when the watchdog ran
     # Verdicts the scenario asks for that do not apply to this DUT: {name, why}
     not_applicable: list[dict[str, str]] = field(default_factory=list)
+    snapshot: str | None = None  # the DUT and peer saved for `bqlab up --from`
+    snapshot_error: str | None = None  # why --snapshot-on-fail has none
 
     @property
     def verdict(self) -> str:
@@ -82,7 +84,8 @@ class RunReport:
             "verdicts": self.verdicts, "steps": self.steps,
             "console_findings": self.findings, "timeline": self.timeline,
             "expect": self.expect, "expectation": self._expectation(),
-            "not_applicable": self.not_applicable,
+            "not_applicable": self.not_applicable, "snapshot": self.snapshot,
+            "snapshot_error": self.snapshot_error,
         }
 
     def write(self) -> None:

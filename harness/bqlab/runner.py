@@ -1,11 +1,12 @@
 """Run one scenario end to end: boot, steps, console checks, report. Always stops the VMs."""
 
+import shutil
 import signal
 import time
 import traceback
 from contextlib import contextmanager
 
-from . import liveness
+from . import liveness, snapshot
 from .build.artifacts import BuiltArtifacts
 from .errors import BqlabError, ExitCode, InfraError
 from .judge import dma_api_errors, judge_bql, judge_dma, judge_rx_stall, judge_teardown
@@ -65,7 +66,8 @@ def vm_configs(scenario: Scenario) -> list[VmConfig]:
             for n in names]
 
 
-def run_scenario(scenario: Scenario, built: BuiltArtifacts) -> RunReport:
+def run_scenario(scenario: Scenario, built: BuiltArtifacts,
+                 snapshot_on_fail: bool = False) -> RunReport:
     run_dir = new_run_dir(scenario.name)
     rep = RunReport(scenario.name, scenario.source, run_dir,
                     kernel_release=built.kernel_release, expect=dict(scenario.expect))
@@ -78,7 +80,7 @@ def run_scenario(scenario: Scenario, built: BuiltArtifacts) -> RunReport:
                 topo.boot()
                 rep.accelerator, rep.accelerator_reason = topo.accel, topo.accel_reason
                 rep.boot_seconds = {k: round(v, 2) for k, v in topo.boot_seconds.items()}
-                _run_steps(scenario, topo, rep)
+                _run_steps(scenario, topo, rep, snapshot_on_fail)
         except InfraError as e:
             # Before the VMs stop: did the run break because the DUT's kernel hung?
             death = liveness.check_dut(topo.vms, e)
@@ -107,7 +109,26 @@ def run_scenario(scenario: Scenario, built: BuiltArtifacts) -> RunReport:
     return rep
 
 
-def _run_steps(scenario: Scenario, topo: Topology, rep: RunReport) -> None:
+def _maybe_snapshot(state: RunState, rep: RunReport, before: str | None) -> None:
+    """Once the pressure has ended, before anything reconfigures the DUT (or before the
+    end): the moment a stall is there and nothing has repaired it (snapshot.py)."""
+    tried = rep.snapshot is not None or rep.snapshot_error is not None
+    if tried or state.pressure or (
+            before is not None and before not in snapshot.RECONFIGURING):
+        return
+    if before is not None and state.pressure_end() is None:
+        return  # reconfiguring before any pressure: nothing to keep yet
+    why = f"before step {before}" if before else "at the end of the steps"
+    try:
+        state.topo.snapshot(rep.artifacts / "snapshot", why)
+        rep.snapshot = str(rep.artifacts / "snapshot")
+    except InfraError as e:  # the run goes on; the report says why there is none
+        rep.snapshot_error = str(e)
+        say(f"  snapshot failed: {e}")
+
+
+def _run_steps(scenario: Scenario, topo: Topology, rep: RunReport,
+               snapshot_on_fail: bool = False) -> None:
     state = RunState(topo)
     if scenario.watched:
         dut = topo["dut"]
@@ -118,6 +139,8 @@ def _run_steps(scenario: Scenario, topo: Topology, rep: RunReport) -> None:
     try:
         dma_before = dma_api_errors(state) if scenario.watched else None
         for i, step in enumerate(scenario.steps):
+            if snapshot_on_fail:
+                _maybe_snapshot(state, rep, step["kind"])
             started = state.now()
             result = run_step(state, i, step)
             state.step_done(i, step["kind"], started)
@@ -133,6 +156,8 @@ def _run_steps(scenario: Scenario, topo: Topology, rep: RunReport) -> None:
                         raise DutDied(death)
                 if step["kind"] != "selftest":  # selftests stand alone: run the rest
                     break  # later steps assume this one worked
+        if snapshot_on_fail:
+            _maybe_snapshot(state, rep, None)
         state.wind_down()
         if scenario.watched:
             _judge(scenario, state, rep, dma_before)
@@ -206,6 +231,11 @@ def _finish(rep: RunReport, topo: Topology, start: float) -> None:
             rep.verdicts.append(liveness.Death(
                 "dut", f"the DUT's kernel crashed mid-run ({dut_crash[0]['kind']})"
             ).as_verdict(rep.findings["dut"]))
+    if rep.snapshot and rep.exit_code == ExitCode.PASS:
+        shutil.rmtree(rep.snapshot, ignore_errors=True)  # kept for failed runs only
+        rep.snapshot = None
+    elif rep.snapshot:
+        say(f"  snapshot kept: bqlab up --from {rep.artifacts}")
     for vm, fs in rep.findings.items():
         for f in fs:
             say(f"  kernel report on {vm} ({f['kind']}, console line {f['line']}):\n"

@@ -66,8 +66,13 @@ def _param(value: object) -> str:
 class Topology:
     """Context manager: `with Topology(...) as topo:` boots; leaving it always stops."""
 
-    def __init__(self, configs: list[VmConfig], built: BuiltArtifacts, run_dir: Path):
+    def __init__(self, configs: list[VmConfig], built: BuiltArtifacts, run_dir: Path,
+                 restore: dict[str, tuple[Path, Path]] | None = None,
+                 restore_accel: str | None = None):
         self.built = built
+        # From a snapshot (snapshot.py): (disk, state) per VM, and the accelerator it ran on
+        self.restore = restore
+        self.restore_accel = restore_accel
         self.run_dir = run_dir
         self.tag = f"bqlab-{run_dir.name}"
         self.accel = ""  # the -accel argument
@@ -96,20 +101,36 @@ class Topology:
         return self.vms[name]
 
     def boot(self) -> None:
-        choice = accel.choose(self.built.qemu, self.built.bzimage, firmware_args())
-        self.accel, self.accel_reason = choice.accel, choice.reason
-        say(f"booting {', '.join(c.name for c in self.configs)} ({choice}); "
-            f"artifacts: {self.run_dir}")
+        if self.restore_accel:
+            # A CPU's state moves only between QEMUs on the same accelerator.
+            self.accel, self.accel_reason = self.restore_accel, "the snapshot's"
+            say(f"resuming {', '.join(c.name for c in self.configs)} from a snapshot "
+                f"({self.accel}); artifacts: {self.run_dir}")
+        else:
+            choice = accel.choose(self.built.qemu, self.built.bzimage, firmware_args())
+            self.accel, self.accel_reason = choice.accel, choice.reason
+            say(f"booting {', '.join(c.name for c in self.configs)} ({choice}); "
+                f"artifacts: {self.run_dir}")
         # Spawn from the main thread (PDEATHSIG is per-thread); the listener first.
         for c in self.configs:
             vm = Vm(c, self.built, self.accel, self.run_dir, self.tag, self.socket_dir)
+            if self.restore:
+                vm.restore = self.restore[c.name]
             self.vms[c.name] = vm
             vm.start()
+        if self.restore:
+            for vm in self.vms.values():
+                vm.wait_restored(BOOT_TIMEOUT)
+            for vm in self.vms.values():  # both at once: the link carries on between them
+                assert vm.qmp is not None
+                vm.qmp.cmd("cont")
         with ThreadPoolExecutor(len(self.vms)) as pool:
             futures = {n: pool.submit(vm.wait_ssh, BOOT_TIMEOUT) for n, vm in self.vms.items()}
             for name, fut in futures.items():
                 self.boot_seconds[name] = fut.result()
         say("up: " + ", ".join(f"{n} SSH in {s:.1f}s" for n, s in self.boot_seconds.items()))
+        if self.restore:
+            return  # configured when the snapshot was taken
         for vm in self.vms.values():
             self.configure_test_link(vm)
 
@@ -149,6 +170,12 @@ class Topology:
         res = vm.run(script, timeout=30)
         if not res.ok:
             raise InfraError(f"{vm.name}: cannot configure test link: {res.stderr.strip()}")
+
+    def snapshot(self, dest: Path, why: str) -> Path:
+        from . import snapshot
+
+        say(f"  snapshot of {', '.join(self.vms)} ({why}) -> {dest}")
+        return snapshot.save(self.vms, self.built, self.accel, dest, why)
 
     def address(self, name: str) -> Addresses:
         return addresses(list(self.vms).index(name))

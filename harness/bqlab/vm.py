@@ -90,12 +90,20 @@ class Vm:
         # Unix socket paths are limited to 108 bytes: they live in a short private directory,
         # not under the (possibly long) artifact path.
         self.qmp_socket = socket_dir / f"{config.name}.qmp"
+        # A QMP socket takes one client, and the harness is one: a second for people and
+        # their tools (bqlab up prints it).
+        self.user_qmp_socket = socket_dir / f"{config.name}-user.qmp"
         self.proc: subprocess.Popen | None = None
         self.qmp: Qmp | None = None
         self.ssh: Ssh | None = None
         self.port = 0
         self.started_at = 0.0
         self.ssh_ready_at = 0.0
+        # (disk, state) of a snapshot to resume from (snapshot.py) instead of booting
+        self.restore: tuple[Path, Path] | None = None
+        # What the guest writes goes to an overlay of the cached image: the image stays as
+        # built, and a snapshot saves the overlay.
+        self.disk = socket_dir / f"{config.name}.qcow2"
 
     @property
     def name(self) -> str:
@@ -118,8 +126,10 @@ class Vm:
             "-chardev", f"file,id=con,path={self.console_log}", "-serial", "chardev:con",
             "-chardev", f"socket,id=qmp,path={self.qmp_socket},server=on,wait=off",
             "-mon", "chardev=qmp,mode=control",
+            "-chardev", f"socket,id=qmp-user,path={self.user_qmp_socket},server=on,wait=off",
+            "-mon", "chardev=qmp-user,mode=control",
             "-kernel", str(self.built.bzimage), "-append", append,
-            "-drive", f"file={self.built.image},if=none,id=root,format=raw,snapshot=on",
+            "-drive", f"file={self.disk},if=none,id=root,format=qcow2",
             "-device", "virtio-blk-pci,drive=root",
             # restrict=on: the guest reaches nothing through slirp but its own hostfwd.
             "-netdev", f"user,id=mgmt,restrict=on,"
@@ -133,10 +143,20 @@ class Vm:
                      *devicewatch.qemu_args(model, self.dir)]
         if c.balloon:
             argv += ["-device", "virtio-balloon-pci,id=balloon0,deflate-on-oom=on"]
+        if self.restore:
+            argv += ["-incoming", "defer"]
         return argv + c.extra_args
 
     def start(self) -> None:
         """Launch QEMU (main thread only: see procs.spawn) and connect QMP."""
+        if self.restore:
+            self.disk = self.restore[0]
+        else:
+            res = subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw",
+                                  "-b", str(self.built.image), str(self.disk)],
+                                 capture_output=True, text=True, check=False)
+            if res.returncode != 0:
+                raise InfraError(f"{self.name}: qemu-img create: {res.stderr.strip()}")
         self.port = free_tcp_port()
         argv = self.argv()
         (self.dir / "qemu-cmdline.txt").write_text(shlex.join(argv) + "\n")
@@ -149,6 +169,23 @@ class Vm:
             self.qmp.connect(timeout=15)
         except InfraError as e:
             raise InfraError(f"{e}\nQEMU stderr: {self.qemu_stderr()[-1500:]}") from e
+        if self.restore:
+            self.qmp.cmd("migrate-incoming", uri=f"file:{self.restore[1]}")
+
+    def wait_restored(self, timeout: float) -> None:
+        """Until the snapshot's state is loaded (the VM stays paused: cont is the
+        caller's, once every VM of the pair is loaded)."""
+        assert self.qmp is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise InfraError(f"{self.name}: QEMU refused the snapshot: "
+                                 f"{self.qemu_stderr()[-1500:]}")
+            with contextlib.suppress(InfraError):
+                if self.qmp.cmd("query-migrate").get("status") == "completed":
+                    return
+            time.sleep(0.05)
+        raise InfraError(f"{self.name}: loading the snapshot took over {timeout:.0f} s")
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -164,8 +201,10 @@ class Vm:
         deadline = time.monotonic() + timeout
         # Connecting before the guest's mgmt link is up costs seconds: slirp accepts on the
         # host side and its SYN to the guest goes unanswered until TCP retransmits. The
-        # init says on the console when sshd starts; only then is a connect cheap.
-        while READY_MARKER not in self.console_text() and time.monotonic() < deadline:
+        # init says on the console when sshd starts; only then is a connect cheap. A VM
+        # resumed from a snapshot runs its sshd already.
+        while not self.restore and READY_MARKER not in self.console_text() and \
+                time.monotonic() < deadline:
             if not self.alive():
                 raise InfraError(f"{self.name}: VM exited during boot.\n{self.death_note()}")
             time.sleep(0.02)

@@ -5,6 +5,9 @@ incremental); that copy used to undo a --kernel-patch's driver hunks, so a patch
 was judged while the unpatched one ran."""
 
 import difflib
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -67,3 +70,55 @@ def test_series_errors_name_file_and_line(tmp_path: Path) -> None:
     series.write_text("b.patch\n")
     with pytest.raises(BadInput, match=r"series:1: no file b.patch"):
         kernel.series_entries(series)
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t",
+                           *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_a_commit_builds_on_the_build_of_another(tmp_path: Path, monkeypatch) -> None:
+    """bisect steps: the tree of a new commit starts as a copy of a built one with the
+    commits' diff applied, so make rebuilds what changed (unchanged files keep their
+    mtime, build products stay)."""
+    monkeypatch.setenv("BQLAB_CACHE", str(tmp_path / "cache"))
+    user = tmp_path / "linux"
+    (user / "net").mkdir(parents=True)
+    (user / "Makefile").write_text("all:\n")
+    (user / "net" / "a.c").write_text("int a;\n")
+    (user / "net" / "b.c").write_text("int b;\n")
+    _git(user, "init", "-q")
+    _git(user, "add", "-A")
+    _git(user, "commit", "-q", "-m", "one")
+    first = _git(user, "rev-parse", "HEAD")
+    spec = kernel.KernelSpec(user)
+    # the build of the first commit, as _configured_tree leaves it
+    built = tmp_path / "cache" / "kernel-tree" / "first"
+    src = built / "linux"
+    shutil.copytree(user, src, ignore=shutil.ignore_patterns(".git"))
+    (src / "arch/x86/boot").mkdir(parents=True)
+    (src / "arch/x86/boot/bzImage").write_text("kernel")
+    (src / "net" / "a.o").write_text("object")
+    (built / "src").symlink_to("linux")
+    (built / ".configured").write_text("first")
+    kernel._note_source(spec, built)
+    os.utime(src / "net" / "b.c", (1_000_000, 1_000_000))
+
+    (user / "net" / "a.c").write_text("int a = 2;\n")
+    (user / "net" / "c.c").write_text("int c;\n")
+    _git(user, "add", "-A")
+    _git(user, "commit", "-q", "-m", "two")
+    new = tmp_path / "cache" / "kernel-tree" / "second"
+    new.mkdir()
+    seeded = kernel._seed_from_commit(spec, new, new / "build.log")
+    assert seeded is not None, (new / "build.log").read_text()
+    assert (seeded / "net" / "a.c").read_text() == "int a = 2;\n"
+    assert (seeded / "net" / "c.c").read_text() == "int c;\n"
+    assert (seeded / "net" / "a.o").read_text() == "object"
+    assert (seeded / "net" / "b.c").stat().st_mtime == 1_000_000
+    assert first != _git(user, "rev-parse", "HEAD")
+    # uncommitted changes: no shortcut (the copy would not be that commit)
+    (user / "net" / "b.c").write_text("int b = 3;\n")
+    other = tmp_path / "cache" / "kernel-tree" / "third"
+    other.mkdir()
+    assert kernel._seed_from_commit(spec, other, other / "build.log") is None

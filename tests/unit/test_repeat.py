@@ -34,7 +34,7 @@ def fake_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[int]:
     """Each run's exit code, popped in order; records nothing else."""
     codes: list[int] = []
 
-    def run(sc, built) -> RunReport:
+    def run(sc, built, snapshot_on_fail: bool = False) -> RunReport:
         code = ExitCode(codes.pop(0))
         return RunReport(sc.name, sc.source, tmp_path, exit_code=code,
                          verdicts=[{"name": "rx-stall", "reason": "r",

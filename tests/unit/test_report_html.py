@@ -221,7 +221,7 @@ def test_run_with_several_scenarios_writes_an_index(tmp_path: Path, monkeypatch:
     monkeypatch.setattr(cli, "_built", lambda args: None)
     monkeypatch.setattr(cli, "say_accelerator", lambda built: None)
     monkeypatch.setattr(runner, "run_scenario",
-                        lambda sc, built: make_run(tmp_path / "artifacts", sc.name, "PASS"))
+                        lambda sc, built, *_: make_run(tmp_path / "artifacts", sc.name, "PASS"))
     assert cli.main(["run", "smoke", "rx-stall"]) == ExitCode.PASS
     [line] = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("index: ")]
     index = Path(line.removeprefix("index: "))

@@ -11,6 +11,7 @@ a tree with patches of your own starts as a copy of the built tree without them,
 rebuilds only what they touch.
 """
 
+import json
 import os
 import re
 import shutil
@@ -242,6 +243,72 @@ def _seed_from_base(spec: KernelSpec, tree: Path, log: Path) -> Path | None:
     return tree / src_name
 
 
+SOURCE_NOTE = "source.json"  # in a user tree's build dir: which commit it holds
+
+
+def _clean_commit(spec: KernelSpec) -> dict | None:
+    """A user tree at a commit with nothing uncommitted or untracked: its build can start
+    from the build of another commit of the same tree (bisect steps, a rebase)."""
+    if spec.tree is None:
+        return None
+    ident = _user_tree_id(spec.tree)
+    if "head" not in ident or ident["untracked"] or \
+            ident["diff"] != make_key({"d": b"".hex()}):
+        return None
+    return {"path": ident["path"], "head": ident["head"],
+            "patches": [[p.name, file_digest(p)] for p in spec.all_patches()],
+            "fragments": [[p.name, file_digest(p)] for p in spec.all_fragments()]}
+
+
+def _seed_from_commit(spec: KernelSpec, tree: Path, log: Path) -> Path | None:
+    """Start from a copy of the last built tree of another commit of the same user tree
+    (same patches and config), with `git diff` between the two commits applied: make then
+    rebuilds what the commits changed, not everything. None if there is no such build or
+    the diff does not apply (a full copy follows)."""
+    me = _clean_commit(spec)
+    if me is None:
+        return None
+    builds = []
+    for note in (cache_root() / "kernel-tree").glob(f"*/{SOURCE_NOTE}"):
+        other = note.parent
+        try:
+            them = json.loads(note.read_text())
+        except (OSError, ValueError):
+            continue
+        built = (other / "src" / "arch/x86/boot/bzImage").exists()
+        if built and other != tree and (other / ".configured").exists() and \
+                {k: them.get(k) for k in me if k != "head"} == \
+                {k: v for k, v in me.items() if k != "head"} and them["head"] != me["head"]:
+            builds.append((note.stat().st_mtime, other, them["head"]))
+    if not builds:
+        return None
+    _, other, head = max(builds)
+    diff = subprocess.run(["git", "-C", str(spec.tree), "diff", "--binary", head, me["head"]],
+                          capture_output=True, check=False)
+    if diff.returncode != 0:
+        return None
+    src_name = (other / "src").resolve().name
+    run_logged(f"copying the built tree of {head[:12]} (then the diff to {me['head'][:12]})",
+               ["cp", "-a", "--reflink=auto", str(other / src_name), str(tree / src_name)],
+               log)
+    patch = tree / ".commits.diff"
+    patch.write_bytes(diff.stdout)
+    try:
+        run_logged(f"applying {head[:12]}..{me['head'][:12]}",
+                   ["git", "apply", "--whitespace=nowarn", str(patch)], log,
+                   cwd=tree / src_name)
+    except InfraError:
+        shutil.rmtree(tree / src_name, ignore_errors=True)  # a full copy instead
+        return None
+    return tree / src_name
+
+
+def _note_source(spec: KernelSpec, tree: Path) -> None:
+    me = _clean_commit(spec)
+    if me is not None:
+        (tree / SOURCE_NOTE).write_text(json.dumps(me) + "\n")
+
+
 def _configured_tree(spec: KernelSpec) -> Path:
     tree = tree_dir(spec)
     key = tree.name
@@ -252,6 +319,16 @@ def _configured_tree(spec: KernelSpec) -> Path:
     tree.mkdir(parents=True)
     log = tree / "build.log"
     seeded = _seed_from_base(spec, tree, log)
+    if seeded is None:
+        seeded = _seed_from_commit(spec, tree, log)
+        if seeded is not None:
+            # Our series is applied in the copy already: only the driver goes in again.
+            _install_driver(seeded, spec.all_patches(), log, driver_dir(spec))
+            _configure(spec, seeded, log, base_config=True)
+            (tree / "src").symlink_to(seeded.name)
+            _note_source(spec, tree)
+            (tree / ".configured").write_text(key)
+            return tree
     if seeded is not None:
         _install_driver(seeded, spec.all_patches(), log, driver_dir(spec))
         for patch in spec.patches:
@@ -269,6 +346,7 @@ def _configured_tree(spec: KernelSpec) -> Path:
         _apply_tree_part(patch, tree, src, log)
     _configure(spec, src, log)
     (tree / "src").symlink_to(src.name)
+    _note_source(spec, tree)
     (tree / ".configured").write_text(key)
     return tree
 
