@@ -65,10 +65,8 @@ def _restored_boots(built: BuiltArtifacts, run_dir: Path, runs: int, cpus: int,
     for i in range(runs):
         where = run_dir / f"restore{i}"
         where.mkdir()
-        disks = snapshot.restore_into(where, data)
-        restore = {vm["config"]["name"]: (disks[vm["config"]["name"]],
-                                          data["dir"] / vm["state"]) for vm in data["vms"]}
-        with Topology(snapshot.configs(data), built, where, restore=restore,
+        with Topology(snapshot.configs(data), built, where,
+                      restore=snapshot.restore_into(where, data),
                       restore_accel=data["accel"]) as topo:
             samples.append(topo.boot_seconds["dut"])
         say(f"  restore {i + 1}/{runs}: {samples[-1]:.2f}s to SSH")

@@ -43,6 +43,11 @@ def resolve_commit(repo: Path, rev: str) -> str:
     return res.stdout.strip()
 
 
+def has_file(repo: Path, commit: str, path: str) -> bool:
+    return subprocess.run(["git", "-C", str(repo), "cat-file", "-e", f"{commit}:{path}"],
+                          capture_output=True, check=False).returncode == 0
+
+
 def check_repo(repo: Path) -> Path:
     repo = repo.expanduser().resolve()
     res = subprocess.run(["git", "-C", str(repo), "rev-parse", "--show-toplevel"],

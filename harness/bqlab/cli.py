@@ -242,7 +242,8 @@ def cmd_bisect(args: argparse.Namespace) -> int:
         rel = Path(args.driver_path)
         if rel.is_absolute() or ".." in rel.parts:
             raise BadInput(f"--driver-path {rel}: expected a path inside the repository")
-        bisect.git(repo, "cat-file", "-e", f"{bad}:{rel.as_posix()}/bqnic_main.c")
+        if not bisect.has_file(repo, bad, f"{rel.as_posix()}/bqnic_main.c"):
+            raise BadInput(f"--driver-path {rel}: no bqnic_main.c there at {args.bad}")
     hostdeps.require("run")
     base = KernelSpec.from_env(None, args.kernel_patch, args.kernel_config)
     steps: list[bisect.Step] = []
@@ -396,9 +397,7 @@ def _up_from(args: argparse.Namespace) -> int:
     built = BuiltArtifacts(**{k: v if k == "kernel_release" else Path(v)
                               for k, v in data["built"].items()})
     run_dir = new_run_dir("up")
-    disks = snapshot.restore_into(run_dir, data)
-    restore = {vm["config"]["name"]: (disks[vm["config"]["name"]], data["dir"] / vm["state"])
-               for vm in data["vms"]}
+    restore = snapshot.restore_into(run_dir, data)
     print(f"resuming the snapshot of {args.from_dir} (taken {data['why']})", flush=True)
     with Topology(snapshot.configs(data), built, run_dir, restore=restore,
                   restore_accel=data["accel"]) as topo:

@@ -111,15 +111,15 @@ def load(artifact_dir: Path) -> dict[str, Any]:
     return data
 
 
-def restore_into(run_dir: Path, data: dict[str, Any]) -> dict[str, Path]:
-    """Copies of the snapshot's disks (the guest writes to them; the snapshot stays as it
-    was) and the state files to load, per VM."""
+def restore_into(run_dir: Path, data: dict[str, Any]) -> dict[str, tuple[Path, Path]]:
+    """Per VM, the (disk, state) to resume from: a copy of the snapshot's disk (the guest
+    writes to it; the snapshot stays as it was) and the saved state."""
     out = {}
     for vm in data["vms"]:
         name = vm["config"]["name"]
         disk = run_dir / f"{name}.qcow2"
         shutil.copyfile(data["dir"] / vm["disk"], disk)
-        out[name] = disk
+        out[name] = (disk, data["dir"] / vm["state"])
     return out
 
 

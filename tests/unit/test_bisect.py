@@ -62,3 +62,18 @@ def test_the_worktree_leaves_the_users_checkout_alone(repo: Path, tmp_path: Path
     assert (repo / "f").read_text() == "uncommitted\n"
     assert git(repo, "worktree", "list").count("\n") == 0  # only the user's own
     assert "bisect" not in git(repo, "status")
+
+
+def test_bisect_bad_input_exits_2_before_building_anything(repo: Path, capsys) -> None:
+    from bqlab import cli
+
+    head = git(repo, "rev-parse", "HEAD")
+    # neither history, or both
+    assert cli.main(["bisect", head, head, "rx-stall"]) == 2
+    assert "--kernel-tree DIR" in capsys.readouterr().err
+    # a driver path with no driver there
+    assert cli.main(["bisect", "HEAD~2", "HEAD", "rx-stall", "--driver-tree", str(repo)]) == 2
+    assert "no bqnic_main.c there" in capsys.readouterr().err
+    assert cli.main(["bisect", "nope", "HEAD", "rx-stall", "--driver-tree", str(repo)]) == 2
+    assert "names no commit" in capsys.readouterr().err
+    assert git(repo, "worktree", "list").count("\n") == 0

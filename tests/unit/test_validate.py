@@ -77,3 +77,18 @@ def test_the_table_has_the_run_row_first() -> None:
     assert [r.name for r in table] == ["run", "rx-stall", "teardown"]
     text = render("rx-stall", table)
     assert "rx-stall  rx-stall  STALL 1/1  PASS 1/1  fixed" in text
+
+
+def test_bad_input_exits_2_before_building_anything(tmp_path, capsys) -> None:
+    from bqlab import cli
+
+    assert cli.main(["validate", "rx-stall"]) == 2
+    assert "nothing to validate" in capsys.readouterr().err
+    assert cli.main(["validate", "--kernel-patch", str(tmp_path / "none.patch"),
+                     "rx-stall"]) == 2
+    assert "no such file" in capsys.readouterr().err
+    patch = tmp_path / "p.patch"
+    patch.write_text("")
+    assert cli.main(["validate", "--kernel-patch", str(patch), "--repeat", "0",
+                     "rx-stall"]) == 2
+    assert cli.main(["validate", "--kernel-patch", str(patch), "no-such-scenario"]) == 2

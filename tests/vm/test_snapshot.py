@@ -66,10 +66,8 @@ def test_a_pair_saved_mid_traffic_carries_on(built, tmp_path: Path) -> None:
     data = snapshot.load(first)
     second = tmp_path / "second"
     second.mkdir()
-    disks = snapshot.restore_into(second, data)
-    restore = {vm["config"]["name"]: (disks[vm["config"]["name"]], data["dir"] / vm["state"])
-               for vm in data["vms"]}
-    with Topology(snapshot.configs(data), built, second, restore=restore,
+    with Topology(snapshot.configs(data), built, second,
+                  restore=snapshot.restore_into(second, data),
                   restore_accel=data["accel"]) as topo:
         deadline = time.monotonic() + 120
         while "packets transmitted" not in (out := topo["peer"].run("cat /root/ping.txt").stdout):
