@@ -11,17 +11,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import procs, snapshot
 from .build.artifacts import BuiltArtifacts
 from .errors import MissingTool
 from .hostdeps import require_packages
+from .judge.verdicts import STALL, rx_stall_verdict
+from .judge.watchdog import DEFAULT_INTERVAL, load_samples, queue_series
 from .progress import say
-from .rundir import new_run_dir, write_json
-from .topology import Topology
-from .traffic import Pktgen
-from .verdicts import STALL, rx_stall_verdict
-from .vm import Vm, VmConfig
-from .watchdog import DEFAULT_INTERVAL, load_samples, queue_series
+from .run.rundir import new_run_dir, write_json
+from .vm import procs, snapshot
+from .vm.machine import Vm, VmConfig
+from .vm.topology import Topology
+from .workload.traffic import Pktgen
 
 
 def boot(built: BuiltArtifacts, runs: int = 5, cpus: int = 2, memory_mb: int = 1024) -> dict:
@@ -354,7 +354,7 @@ def stall_latency(built: BuiltArtifacts) -> dict:
     latency is from the moment the stall starts counting (buffer queue empty, frames
     dropped, and the pressure over) to the first sample at which the verdict is STALL."""
     from . import scenario
-    from .runner import run_scenario
+    from .run.runner import run_scenario
 
     rep = run_scenario(scenario.load("rx-stall-buggy"), built)
     guest, device = load_samples(rep.artifacts / "watch.jsonl")
@@ -378,7 +378,7 @@ def stall_latency(built: BuiltArtifacts) -> dict:
 
 def scenario_times(built: BuiltArtifacts) -> dict:
     from . import scenario
-    from .runner import run_scenario
+    from .run.runner import run_scenario
 
     times = {}
     for name in scenario.builtin_names():

@@ -71,9 +71,9 @@ def _built(args: argparse.Namespace, purpose: str = "run"):
 
 def say_accelerator(built) -> None:
     """The run's first line after the build: which accelerator, and why."""
-    from . import accel
     from .progress import say
-    from .vm import firmware_args
+    from .vm import accel
+    from .vm.machine import firmware_args
 
     say(f"accelerator: {accel.choose(built.qemu, built.bzimage, firmware_args())}")
 
@@ -114,8 +114,8 @@ def cmd_selftests(args: argparse.Namespace) -> int:
 
 
 def _run_scenarios(args: argparse.Namespace, scenarios: list) -> int:
-    from .report import summary_table
-    from .runner import run_scenario
+    from .run.report import summary_table
+    from .run.runner import run_scenario
 
     scenarios = _shard_and_label(args, scenarios)
     if not scenarios:  # an empty shard: said so, and left a shard.json for the merge
@@ -145,15 +145,15 @@ def _run_scenarios(args: argparse.Namespace, scenarios: list) -> int:
             if len(reports) > 1:
                 _write_index([r.artifacts for r in reports], out)
             if args.format == "ktap":
-                from .ktap import render
+                from .run.ktap import render
 
                 print(render([r.as_dict() for r in reports]), end="")
     return max(int(r.exit_code) for r in reports)
 
 
 def _write_tally(reports: list) -> None:
-    from . import repeat
-    from .rundir import new_run_dir
+    from .run import repeat
+    from .run.rundir import new_run_dir
 
     tallies = repeat.tally([r.as_dict() for r in reports])
     path = repeat.write(new_run_dir("repeat"), tallies)
@@ -166,12 +166,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     --repeat times each, interleaved; a before/after table and a conclusion each."""
     from pathlib import Path
 
-    from . import hostdeps, scenario, validate
+    from . import hostdeps, scenario
     from .build.artifacts import resolve
     from .build.kernel import KernelSpec
     from .progress import say
-    from .rundir import new_run_dir
-    from .runner import run_scenario
+    from .run import validate
+    from .run.rundir import new_run_dir
+    from .run.runner import run_scenario
 
     if args.repeat < 1:
         raise BadInput(f"--repeat {args.repeat}: expected at least 1")
@@ -220,15 +221,16 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     from collections import Counter
     from pathlib import Path
 
-    from . import bisect, hostdeps, repeat, scenario
+    from . import hostdeps, scenario
     from .build.artifacts import resolve
+    from .build.cachekey import make_key
     from .build.kernel import KernelSpec
-    from .cachekey import make_key
     from .errors import InfraError
     from .paths import cache_root
     from .progress import say
-    from .rundir import new_run_dir, write_json
-    from .runner import run_scenario
+    from .run import bisect, repeat
+    from .run.rundir import new_run_dir, write_json
+    from .run.runner import run_scenario
 
     if args.repeat < 1:
         raise BadInput(f"--repeat {args.repeat}: expected at least 1")
@@ -301,8 +303,8 @@ def cmd_selfcheck(args: argparse.Namespace) -> int:
     """Every built-in (or the given scenarios) against its `expect:`: does bqlab still see
     the bugs its negative controls plant, on this kernel, and pass the positives?"""
     from . import scenario
-    from .expect import check
-    from .runner import run_scenario
+    from .run.runner import run_scenario
+    from .scenario.expect import check
 
     # `selftests` is the kernel's tests of the driver, not a check of bqlab's verdicts:
     # `bqlab selftests` runs it.
@@ -341,8 +343,8 @@ def selfcheck_table(rows: list[tuple[str, ...]]) -> str:
 
 def _shard_and_label(args: argparse.Namespace, scenarios: list) -> list:
     """--shard K/N: this job's part of the scenarios; --label: the name they report under."""
-    from . import shard
     from .progress import say
+    from .run import shard
 
     label = shard.check_label(args.label)
     if args.shard:
@@ -357,7 +359,7 @@ def _shard_and_label(args: argparse.Namespace, scenarios: list) -> list:
                   f"leave none to this one); nothing to run, noted in {where}",
                   file=sys.stderr if args.format == "ktap" else sys.stdout)
             if args.format == "ktap":
-                from .ktap import render
+                from .run.ktap import render
 
                 print(render([]), end="")
         scenarios = chosen
@@ -369,9 +371,9 @@ def _shard_and_label(args: argparse.Namespace, scenarios: list) -> list:
 def cmd_up(args: argparse.Namespace) -> int:
 
     from . import scenario
-    from .rundir import new_run_dir
-    from .runner import vm_configs
-    from .topology import Topology
+    from .run.rundir import new_run_dir
+    from .run.runner import vm_configs
+    from .vm.topology import Topology
 
     if args.from_dir:
         return _up_from(args)
@@ -387,10 +389,11 @@ def _up_from(args: argparse.Namespace) -> int:
     """The DUT and peer of a failed run, resumed from its snapshot, for hands-on work."""
     from pathlib import Path
 
-    from . import hostdeps, snapshot
+    from . import hostdeps
     from .build.artifacts import BuiltArtifacts
-    from .rundir import new_run_dir
-    from .topology import Topology
+    from .run.rundir import new_run_dir
+    from .vm import snapshot
+    from .vm.topology import Topology
 
     data = snapshot.load(Path(args.from_dir).expanduser().resolve())
     hostdeps.require("run")
@@ -475,8 +478,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def _write_index(run_dirs: list, out: TextIO | None = None) -> None:
     """index.html over a multi-scenario run, in an artifact directory of its own."""
-    from .htmlreport import write_index
-    from .rundir import new_run_dir
+    from .run.htmlreport import write_index
+    from .run.rundir import new_run_dir
 
     try:
         print(f"index: {write_index(new_run_dir('index'), run_dirs)}", file=out or sys.stdout)
@@ -488,7 +491,7 @@ def cmd_report_html(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .errors import BadInput
-    from .htmlreport import write_html
+    from .run.htmlreport import write_html
 
     dirs = [Path(d) for d in args.dirs]
     for d in dirs:
@@ -502,7 +505,7 @@ def cmd_report_html(args: argparse.Namespace) -> int:
 def cmd_report_merge(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .merge import merge
+    from .run.merge import merge
 
     _, code, text = merge([Path(d) for d in args.dirs], Path(args.out) if args.out else None)
     print(text)
@@ -533,7 +536,7 @@ def _add_kernel_options(p: argparse.ArgumentParser) -> None:
 
 
 def validate_expectations() -> tuple[str, ...]:
-    from .validate import EXPECTATIONS
+    from .run.validate import EXPECTATIONS
 
     return EXPECTATIONS
 

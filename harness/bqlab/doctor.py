@@ -15,10 +15,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from . import accel, hostdeps
+from . import hostdeps
+from .build.store import MANIFEST, Artifact
 from .errors import BqlabError
 from .paths import cache_root
-from .store import MANIFEST, Artifact
+from .vm import accel
 
 OK, NOTE, PROBLEM = "ok", "note", "problem"
 # A cold cache is about 3.5 GiB (kernel tree and objects 1.9, QEMU tree 0.7, rootfs 0.2,
@@ -114,7 +115,7 @@ def kvm_checks(qemu: Path | None, bzimage: Path | None, probe: bool) -> list[Che
 
 
 def _firmware() -> list[str]:
-    from .vm import firmware_args
+    from .vm.machine import firmware_args
 
     return firmware_args()
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bqlab.htmlreport import write_html
-from bqlab.htmlreport.plots import PRESSURE, QUEUE_COLORS, STALL
+from bqlab.run.htmlreport import write_html
+from bqlab.run.htmlreport.plots import PRESSURE, QUEUE_COLORS, STALL
 from PIL import Image
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "run-rx-stall-buggy"

@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bqlab import procs
-from bqlab.qmp import Qmp
-from bqlab.vm import firmware_args
+from bqlab.vm import procs
+from bqlab.vm.machine import firmware_args
+from bqlab.vm.qmp import Qmp
 
 RAM_MB = 256
 MMIO_BASE = 0xE000_0000

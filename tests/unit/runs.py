@@ -4,8 +4,8 @@ the merge and KTAP tests: no VM involved."""
 from pathlib import Path
 
 from bqlab.errors import ExitCode
-from bqlab.report import RunReport
-from bqlab.rundir import new_run_dir
+from bqlab.run.report import RunReport
+from bqlab.run.rundir import new_run_dir
 
 STEP = {"index": 0, "kind": "ping", "line": 14, "ok": True, "summary": "3/3 replies",
         "seconds": 1.5, "details": {}}

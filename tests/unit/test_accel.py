@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
-from bqlab import accel
+from bqlab.vm import accel
 
 # The fake QEMU finds the serial log in its `-serial file:PATH` argument.
 FIND_SERIAL = 'for a in "$@"; do case "$a" in file:*) log="${a#file:}";; esac; done\n'

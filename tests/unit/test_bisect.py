@@ -5,8 +5,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from bqlab import bisect
 from bqlab.errors import BadInput
+from bqlab.run import bisect
 
 
 def git(repo: Path, *args: str) -> str:

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from bqlab.judge import judge_bql
+from bqlab.judge.run_verdicts import judge_bql
 
 SYSFS = "/sys/class/net/test0/queues/{q}/byte_queue_limits/inflight"
 

@@ -2,8 +2,8 @@
 
 from dataclasses import dataclass, field
 
-from bqlab import churn
-from bqlab.ssh import CommandResult
+from bqlab.vm.ssh import CommandResult
+from bqlab.workload import churn
 
 
 @dataclass

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 import yaml
-from bqlab import scenario, shard
+from bqlab import scenario
 from bqlab.cli import build_parser
+from bqlab.run import shard
 
 REPO = Path(__file__).resolve().parents[2]
 GITHUB = REPO / "ci" / "github" / "bqlab.yml"

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from bqlab.console import classify, scan, scan_file
+from bqlab.vm.console import classify, scan, scan_file
 
 DATA = Path(__file__).parent / "data"
 

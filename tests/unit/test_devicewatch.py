@@ -2,9 +2,10 @@
 
 from pathlib import Path
 
-from bqlab import devicewatch, nics
-from bqlab.verdicts import PASS, STALL, rx_stall_verdict
-from bqlab.watchdog import DeviceSample, GuestSample
+from bqlab.judge import devicewatch
+from bqlab.judge.verdicts import PASS, STALL, rx_stall_verdict
+from bqlab.judge.watchdog import DeviceSample, GuestSample
+from bqlab.vm import nics
 
 
 def guest(t: float, rx: int, ethtool: list | None = None) -> GuestSample:

@@ -4,7 +4,8 @@ import json
 from pathlib import Path
 
 import pytest
-from bqlab import accel, cli, hostdeps
+from bqlab import cli, hostdeps
+from bqlab.vm import accel
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """expect: a negative control states what it must show; positives must PASS."""
 
-from bqlab import expect
+from bqlab.scenario import expect
 
 
 def report(verdict: str, **verdicts: str) -> dict:

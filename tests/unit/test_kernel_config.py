@@ -31,7 +31,7 @@ def test_our_fragment_asks_for_the_debug_features() -> None:
                 "CONFIG_FAIL_PAGE_ALLOC", "CONFIG_FUNCTION_ERROR_INJECTION",
                 "CONFIG_FAIL_FUNCTION", "CONFIG_DMA_API_DEBUG", "CONFIG_DEBUG_KMEMLEAK"):
         assert wanted.get(opt) == "y", opt
-    # The in-tree DUT drivers are modules, so scenarios can rmmod them (nics.py).
+    # The in-tree DUT drivers are modules, so scenarios can rmmod them (vm/nics.py).
     for opt in ("CONFIG_E1000E", "CONFIG_IGB", "CONFIG_VMXNET3", "CONFIG_BQNIC"):
         assert wanted.get(opt) == "m", opt
     assert wanted["CONFIG_NET_PKTGEN"] in ("y", "m")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from bqlab import ktap
+from bqlab.run import ktap
 
 from .runs import make_run
 

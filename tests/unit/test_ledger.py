@@ -1,8 +1,8 @@
 """The page_pool ledger: pool lives from tracepoint samples, and its teardown verdict."""
 
-from bqlab import ledger
-from bqlab.verdicts import INCONCLUSIVE, LEAK, PASS
-from bqlab.watchdog import GuestSample
+from bqlab.judge import ledger
+from bqlab.judge.verdicts import INCONCLUSIVE, LEAK, PASS
+from bqlab.judge.watchdog import GuestSample
 
 POOL = "ffff888004a1c000"
 
@@ -94,8 +94,8 @@ def test_the_kernels_own_warning_is_a_witness_once_nothing_holds_pages() -> None
 def test_a_patient_warning_is_no_console_finding_but_a_leak_warning_is() -> None:
     from pathlib import Path
 
-    from bqlab.report import RunReport
-    from bqlab.runner import _drop_judged_pool_stalls
+    from bqlab.run.report import RunReport
+    from bqlab.run.runner import _drop_judged_pool_stalls
 
     def run(console: str | None) -> RunReport:
         rep = RunReport("s", "s.yaml", Path("/nonexistent"))

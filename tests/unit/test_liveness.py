@@ -4,10 +4,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from bqlab import liveness, runner
-from bqlab.console import scan_file
 from bqlab.errors import ExitCode, InfraError
-from bqlab.report import RunReport
+from bqlab.run import runner
+from bqlab.run.report import RunReport
+from bqlab.vm import liveness
+from bqlab.vm.console import scan_file
 
 DATA = Path(__file__).parent / "data"
 
@@ -109,7 +110,7 @@ def test_recorded_lab_failure_with_a_clean_console_stays_an_error(tmp_path: Path
 
 def test_a_dut_command_that_never_returns_is_a_death_even_if_ssh_answers(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from bqlab.ssh import CommandTimeout
+    from bqlab.vm.ssh import CommandTimeout
 
     monkeypatch.setattr(liveness, "answers", lambda vm, timeout=0: True)
     dut = FakeVm()

@@ -9,9 +9,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from bqlab import merge, shard
 from bqlab.errors import BadInput
-from bqlab.report import summary_table
+from bqlab.run import merge, shard
+from bqlab.run.report import summary_table
 
 from .runs import make_run
 from .test_ktap import parse

@@ -3,7 +3,7 @@
 import re
 from dataclasses import dataclass
 
-from bqlab.pressure import FailFunction, FailPageAlloc, MemHog
+from bqlab.workload.pressure import FailFunction, FailPageAlloc, MemHog
 
 
 @dataclass

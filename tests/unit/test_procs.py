@@ -8,7 +8,7 @@ import time
 
 CHILD_SCRIPT = """
 import sys, time
-from bqlab import procs
+from bqlab.vm import procs
 p = procs.spawn(["sleep", "300"])
 print(p.pid, flush=True)
 time.sleep(300)

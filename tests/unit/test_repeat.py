@@ -4,9 +4,10 @@ import json
 from pathlib import Path
 
 import pytest
-from bqlab import cli, repeat, runner
+from bqlab import cli
 from bqlab.errors import ExitCode
-from bqlab.report import RunReport
+from bqlab.run import repeat, runner
+from bqlab.run.report import RunReport
 
 
 def report(name: str, verdict: str, code: int, stall: str = "PASS") -> dict:

@@ -13,10 +13,10 @@ from types import SimpleNamespace
 import pytest
 from bqlab import cli
 from bqlab.errors import ExitCode
-from bqlab.htmlreport import write_html, write_html_quietly, write_index
-from bqlab.report import RunReport
-from bqlab.runstate import RunState
-from bqlab.verdicts import TeardownEvent
+from bqlab.judge.verdicts import TeardownEvent
+from bqlab.run.htmlreport import write_html, write_html_quietly, write_index
+from bqlab.run.report import RunReport
+from bqlab.run.runstate import RunState
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "run-rx-stall-buggy"
 
@@ -205,7 +205,8 @@ def test_the_run_state_timeline_is_what_the_report_needs() -> None:
 
 
 def test_matplotlib_is_imported_only_to_draw() -> None:
-    code = ("import sys, bqlab.cli, bqlab.report, bqlab.runner, bqlab.scenario, bqlab.htmlreport;"
+    code = ("import sys, bqlab.cli, bqlab.run.report, bqlab.run.runner, bqlab.scenario, "
+            "bqlab.run.htmlreport;"
             "bqlab.scenario.load('rx-stall', []);"
             "sys.exit('matplotlib' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
@@ -213,7 +214,7 @@ def test_matplotlib_is_imported_only_to_draw() -> None:
 
 def test_run_with_several_scenarios_writes_an_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    from bqlab import runner
+    from bqlab.run import runner
 
     from .runs import make_run
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from bqlab import scenario
 from bqlab.errors import BadInput, ExitCode
-from bqlab.schema import ValidationError
+from bqlab.scenario.schema import ValidationError
 
 GOOD = """\
 name: t
@@ -269,7 +269,7 @@ def test_parsing_a_scenario_imports_no_vm_machinery() -> None:
     """`bqlab run --dry-run`, editors and CI lint load scenarios: no SSH or QMP for that."""
     code = ("import sys, bqlab.scenario; "
             "print(' '.join(m for m in sys.modules if m.split('.')[0] in "
-            "('paramiko', 'qemu') or m in ('bqlab.vm', 'bqlab.ssh', 'bqlab.qmp')))")
+            "('paramiko', 'qemu') or m in ('bqlab.vm.machine', 'bqlab.vm.ssh', 'bqlab.vm.qmp')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == ""

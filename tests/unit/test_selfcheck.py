@@ -3,9 +3,10 @@
 from pathlib import Path
 
 import pytest
-from bqlab import cli, runner
+from bqlab import cli
 from bqlab.errors import ExitCode
-from bqlab.report import RunReport
+from bqlab.run import runner
+from bqlab.run.report import RunReport
 
 
 @pytest.fixture

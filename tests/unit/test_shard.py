@@ -9,8 +9,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from bqlab import shard
 from bqlab.errors import BadInput, ExitCode
+from bqlab.run import shard
 
 BQLAB = [sys.executable, "-m", "bqlab.cli"]
 NAMES = ["xdp-cycles", "smoke", "rx-stall", "teardown", "rx-stall-memhog", "teardown-leak",

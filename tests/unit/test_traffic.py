@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 from bqlab import scenario
-from bqlab.schema import ValidationError
-from bqlab.traffic import StoppedTcp
+from bqlab.scenario.schema import ValidationError
+from bqlab.workload.traffic import StoppedTcp
 
 TCP = """\
 name: t
@@ -60,7 +60,7 @@ class Host(FakeVm):
 
 
 def test_pktgen_resume_restarts_only_a_stopped_device_with_its_carrier_up() -> None:
-    from bqlab.traffic import Pktgen
+    from bqlab.workload.traffic import Pktgen
 
     dut = Host()
     gen = Pktgen(dut, "10.99.0.2", "52:54:00:00:00:02", 1400, 3000, (9100, 9101))  # type: ignore[arg-type]
@@ -75,7 +75,7 @@ def test_pktgen_resume_restarts_only_a_stopped_device_with_its_carrier_up() -> N
 
 
 def test_a_teardown_event_resumes_what_the_dut_sends_first() -> None:
-    from bqlab.runstate import RunState
+    from bqlab.run.runstate import RunState
 
     dut, peer = Host(), Host()
     order: list[str] = []

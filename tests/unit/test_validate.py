@@ -3,7 +3,7 @@ reports alone (the VM test is tests/vm/test_validate.py)."""
 
 import pytest
 from bqlab.errors import ExitCode
-from bqlab.validate import conclude, fisher_one_sided, render, rows
+from bqlab.run.validate import conclude, fisher_one_sided, render, rows
 
 
 def run(stall: str = "PASS", teardown: str = "PASS", code: int | None = None) -> dict:

@@ -1,6 +1,6 @@
 """The stall and teardown verdicts on recorded counter series."""
 
-from bqlab.verdicts import (
+from bqlab.judge.verdicts import (
     INCONCLUSIVE,
     LEAK,
     PASS,

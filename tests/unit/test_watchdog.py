@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from bqlab.watchdog import DeviceSample, GuestSample, Watchdog, load_samples, queue_series
+from bqlab.judge.watchdog import DeviceSample, GuestSample, Watchdog, load_samples, queue_series
 
 
 def _guest(t: float, rx: int, fail: int) -> GuestSample:
@@ -47,7 +47,7 @@ def test_a_stale_guest_sample_is_never_joined_twice() -> None:
 
 
 def test_stall_is_not_judged_on_a_stale_guest_sample() -> None:
-    from bqlab.verdicts import STALL, rx_stall_verdict
+    from bqlab.judge.verdicts import STALL, rx_stall_verdict
 
     guest = [_guest(0.25 * i, 100 * i, 3) for i in range(5)]
     device = [_device(0.25 * i + 0.1, 50 * i, 0) for i in range(40)]

@@ -6,8 +6,8 @@ import json
 import time
 from pathlib import Path
 
-from bqlab.topology import Topology
-from bqlab.vm import Vm, VmConfig
+from bqlab.vm.machine import Vm, VmConfig
+from bqlab.vm.topology import Topology
 
 from .conftest import DATA_DIR, only_report, run_bqlab
 

@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-from bqlab.ssh import CommandResult
-from bqlab.topology import Topology
-from bqlab.vm import Vm, VmConfig
+from bqlab.vm.machine import Vm, VmConfig
+from bqlab.vm.ssh import CommandResult
+from bqlab.vm.topology import Topology
 
 from .conftest import DATA_DIR
 

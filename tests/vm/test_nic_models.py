@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bqlab import nics
+from bqlab.vm import nics
 
 from .conftest import only_report, run_bqlab
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from bqlab import scenario
-from bqlab.verdicts import MAX_BUFFERS_PER_FRAME
+from bqlab.judge.verdicts import MAX_BUFFERS_PER_FRAME
 
 from .conftest import only_report, run_bqlab
 

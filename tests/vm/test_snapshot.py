@@ -6,10 +6,10 @@ import re
 import time
 from pathlib import Path
 
-from bqlab import snapshot
-from bqlab.qmp import Qmp
-from bqlab.topology import Topology
-from bqlab.vm import VmConfig
+from bqlab.vm import snapshot
+from bqlab.vm.machine import VmConfig
+from bqlab.vm.qmp import Qmp
+from bqlab.vm.topology import Topology
 
 from .conftest import interrupt, only_report, run_bqlab, start_bqlab, wait_no_qemu
 from .test_cleanup import _wait_for_line

@@ -10,11 +10,11 @@ import subprocess
 from pathlib import Path
 
 from .. import hostdeps
-from ..cachekey import file_digest, make_key, tree_digests
 from ..paths import repo_root
 from ..progress import run_logged
-from ..store import Artifact, ensure
 from . import sources
+from .cachekey import file_digest, make_key, tree_digests
+from .store import Artifact, ensure
 
 RECIPE_VERSION = 1
 SUITE = "bookworm"

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import hostdeps
-from ..cachekey import file_digest, make_key, tree_digests, write_if_changed
 from ..errors import BadInput, InfraError
 from ..paths import cache_root, repo_root
 from ..progress import run_logged, say
-from ..store import Artifact, ensure
 from . import sources
+from .cachekey import file_digest, make_key, tree_digests, write_if_changed
+from .store import Artifact, ensure
 
 RECIPE_VERSION = 1  # how the tree is prepared and configured (a change rebuilds it all)
 ARTIFACT_RECIPE = 4  # what is collected from the built tree (a change only re-collects);

@@ -14,12 +14,12 @@ import sys
 from pathlib import Path
 
 from .. import hostdeps
-from ..cachekey import file_digest, make_key, tree_digests, write_if_changed
 from ..errors import MissingTool
 from ..paths import cache_root, repo_root
 from ..progress import run_logged
-from ..store import Artifact, ensure
 from . import sources
+from .cachekey import file_digest, make_key, tree_digests, write_if_changed
+from .store import Artifact, ensure
 
 RECIPE_VERSION = 1
 CONFIGURE_FLAGS = [
