@@ -20,12 +20,13 @@ def _validate(args: list[str], env: dict[str, str], artifacts: Path) -> tuple[in
 def test_validate_confirms_a_fix(built, bqlab_env: dict[str, str], tmp_path: Path) -> None:
     code, report, out = _validate(
         ["--kernel-patch", str(PATCHES / "fix-restore-refill-fallback.patch"),
-         "--repeat", "2", "rx-stall"], bqlab_env, tmp_path / "artifacts")
+         "--repeat", "1", "rx-stall"], bqlab_env, tmp_path / "artifacts")
     [sc] = report["scenarios"]
     stall = next(v for v in sc["verdicts"] if v["name"] == "rx-stall")
     assert (code, sc["conclusion"]) == (0, "fix confirmed"), out
-    assert (stall["before"], stall["after"]) == ({"STALL": 2}, {"PASS": 2})
-    assert "rx-stall: fix confirmed: rx-stall STALL 2/2 before, PASS 2/2 after" in out
+    # one run each keeps the suite short; the counts and p-value are unit-tested
+    assert (stall["before"], stall["after"]) == ({"STALL": 1}, {"PASS": 1})
+    assert "rx-stall: fix confirmed: rx-stall STALL 1/1 before, PASS 1/1 after" in out
     assert report["after"].endswith("fix-restore-refill-fallback.patch")
 
 
