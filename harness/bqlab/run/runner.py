@@ -118,12 +118,11 @@ def run_scenario(scenario: Scenario, built: BuiltArtifacts,
 def _maybe_snapshot(state: RunState, rep: RunReport, before: str | None) -> None:
     """Once the pressure has ended, before anything reconfigures the DUT (or before the
     end): the moment a stall is there and nothing has repaired it (snapshot.py)."""
-    tried = rep.snapshot is not None or rep.snapshot_error is not None
-    if tried or state.pressure or (
-            before is not None and before not in snapshot.RECONFIGURING):
-        return
-    if before is not None and state.pressure_end() is None:
-        return  # reconfiguring before any pressure: nothing to keep yet
+    if rep.snapshot is not None or rep.snapshot_error is not None:
+        return  # once per run
+    if before is not None and (state.pressure or before not in snapshot.RECONFIGURING
+                               or state.pressure_end() is None):
+        return  # under pressure still, not a reconfiguration, or no pressure yet
     why = f"before step {before}" if before else "at the end of the steps"
     try:
         state.topo.snapshot(rep.artifacts / "snapshot", why)
