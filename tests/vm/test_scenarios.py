@@ -3,6 +3,7 @@ with the diagnosis it exists for. These are the verdicts' own negative controls:
 buggy driver variant stopped being reported, these tests would say so."""
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -127,4 +128,7 @@ def test_dut_killed_by_a_driver_bug_fails_the_dut(built, bqlab_env: dict[str, st
     kinds = [f["kind"] for f in report["console_findings"]["dut"]]
     assert "oops" in kinds or "bug" in kinds, kinds
     assert report["console_findings"]["dut"][0]["text"] in dead["reason"]
+    # decoded by the tree's decode_stacktrace.sh: the driver's frame by file:line
+    assert re.search(r" at bqnic_\w+ \(drivers/net/ethernet/bqnic/bqnic_main\.c:\d+\)",
+                     dead["reason"]), dead["reason"]
     assert "harness error" not in (report["error"] or "")

@@ -40,7 +40,7 @@ def resolve(spec: "kernel.KernelSpec", build_missing: bool = True) -> BuiltArtif
         q, k, i = q_art.path, k_art.path, i_art.path
     return BuiltArtifacts(
         qemu=qemu.binary(q), bzimage=k / "bzImage", modules=k / "modules",
-        kernel_tree=kernel.tree_dir(spec) / "src",
+        kernel_tree=kernel.source_tree(spec),
         kernel_release=kernel.release(k), image=i / image.IMAGE_NAME,
         ssh_key=i / image.KEY_NAME, host_key=i / "host_key.pub")
 

@@ -29,9 +29,15 @@ from .cachekey import file_digest, make_key, tree_digests, write_if_changed
 from .store import Artifact, ensure
 
 RECIPE_VERSION = 1  # how the tree is prepared and configured (a change rebuilds it all)
-ARTIFACT_RECIPE = 4  # what is collected from the built tree (a change only re-collects);
+ARTIFACT_RECIPE = 5  # what is collected from the built tree (a change only re-collects);
 # 3: a user patch's bqnic driver hunks are applied at every build, not undone by it
 # 4: the drivers/net selftests and every netlink spec
+# 5: modules with line info, and what decode_stacktrace.sh needs (DEBUG_DIR)
+# The NIC drivers under test are modules (e1000e, igb, vmxnet3, bqnic): built with line
+# info, the frames of a kernel report in them decode to file:line. DWARF for all of
+# vmlinux would triple the tree and slow every build; a fragment can still ask for it.
+MODULE_CFLAGS = "CFLAGS_MODULE=-g"
+DEBUG_DIR = "debug"  # vmlinux, the unstripped modules, decode_stacktrace.sh, basepath
 # The kernel's own netlink CLI and specs, for ynl page-pool-get / qstats-get in the guest,
 # and its drivers/net selftests (bqlab selftests), laid out as in the tree: they find ynl
 # and the specs relative to themselves.
@@ -428,32 +434,102 @@ def _install_driver(src: Path, patches: list[Path], log: Path, driver: Path) -> 
                 write_if_changed(src / DRIVER_IN_TREE / f.name, f.read_bytes())
 
 
+def driver_only(spec: KernelSpec) -> bool:
+    """Patches of your own on Debian's source that touch nothing but the bqnic driver's C
+    files: the kernel is the one built without them, and only the module is built again."""
+    if spec.tree is not None or not spec.patches:
+        return False
+    for patch in spec.patches:
+        text = patch.read_text()
+        if patch_sections(text, driver=False).strip():
+            return False
+        if re.search(rf"^\+\+\+ \S*{DRIVER_IN_TREE}/(?:Kconfig|Makefile)", text, re.M):
+            return False
+    return True
+
+
+def base_spec(spec: KernelSpec) -> KernelSpec:
+    return KernelSpec(spec.tree, (), spec.fragments)
+
+
+def source_tree(spec: KernelSpec) -> Path:
+    """The built tree behind spec's kernel (a driver-only spec: the one without its patches)."""
+    return tree_dir(base_spec(spec) if driver_only(spec) else spec) / "src"
+
+
+def _collect_debug(src: Path, out: Path) -> None:
+    """What scripts/decode_stacktrace.sh needs to name file:line in a report."""
+    debug = out / DEBUG_DIR
+    (debug / "modules").mkdir(parents=True)
+    shutil.copy2(src / "vmlinux", debug / "vmlinux")
+    shutil.copy2(src / "scripts/decode_stacktrace.sh", debug / "decode_stacktrace.sh")
+    for line in (src / "modules.order").read_text().split():
+        ko = src / (line.removesuffix(".o") + ".ko")
+        if ko.is_file():
+            shutil.copy2(ko, debug / "modules" / ko.name)
+    (debug / "basepath").write_text(str(src.resolve()) + "\n")
+
+
+def _build_driver_only(spec: KernelSpec, out: Path) -> None:
+    base = build(base_spec(spec))
+    src = source_tree(spec).resolve()
+    for item in base.iterdir():
+        if item.name in ("manifest.json", "build.log"):
+            continue
+        if item.is_dir():
+            shutil.copytree(item, out / item.name, symlinks=True)
+        else:
+            shutil.copy2(item, out / item.name)
+    log = out / "build.log"
+    installed = list((out / "modules").glob("lib/modules/*/kernel/" + DRIVER_IN_TREE
+                                            + "/bqnic.ko"))
+    if len(installed) != 1:
+        raise InfraError(f"the base kernel {base} has no bqnic.ko to replace")
+    with tempfile.TemporaryDirectory(prefix="bqnic-module-") as tmp:
+        _install_driver(Path(tmp), spec.all_patches(), log, driver_dir(spec))
+        module_dir = Path(tmp) / DRIVER_IN_TREE
+        # file names in the line info as in the tree: drivers/net/ethernet/bqnic/...
+        run_logged("building the bqnic module alone (the patches touch only the driver)",
+                   ["make", f"-j{os.cpu_count() or 2}", f"M={module_dir}",
+                    f"{MODULE_CFLAGS} -fdebug-prefix-map={tmp}/={src}/", "modules"],
+                   log, cwd=src)
+        ko = module_dir / "bqnic.ko"
+        run_logged("installing the module", ["strip", "--strip-debug", "-o",
+                                             str(installed[0]), str(ko)], log)
+        shutil.copy2(ko, out / DEBUG_DIR / "modules" / ko.name)
+
+
 def build(spec: KernelSpec, force: bool = False) -> Path:
     art = artifact(spec)
 
     def do_build(out: Path) -> None:
         hostdeps.require_packages(hostdeps.KERNEL_BUILD, "building the guest kernel")
+        if driver_only(spec):
+            _build_driver_only(spec, out)
+            say(f"kernel {release(out)} ready (the bqnic module built alone)")
+            return
         tree = _configured_tree(spec)
         src = (tree / "src").resolve()
         _install_driver(src, spec.all_patches(), tree / "build.log", driver_dir(spec))
         jobs = str(os.cpu_count() or 2)
         log = tree / "build.log"
         run_logged("building the kernel (~6 min on 2 cores cold)",
-                   ["make", f"-j{jobs}", "bzImage", "modules"], log, cwd=src)
+                   ["make", f"-j{jobs}", MODULE_CFLAGS, "bzImage", "modules"], log, cwd=src)
         run_logged("installing modules",
                    ["make", f"INSTALL_MOD_PATH={out / 'modules'}", "INSTALL_MOD_STRIP=1",
                     "modules_install"], log, cwd=src)
         for name, rel in (("bzImage", "arch/x86/boot/bzImage"), ("config", ".config"),
                           ("System.map", "System.map")):
             shutil.copy2(src / rel, out / name)
+        _collect_debug(src, out)
         for pattern in YNL_FILES:
             for f in src.glob(pattern):
                 dest = out / "ynl" / f.relative_to(src)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(f, dest)
-        release = (src / "include/config/kernel.release").read_text().strip()
-        (out / "release").write_text(release + "\n")
-        say(f"kernel {release} ready")
+        version = (src / "include/config/kernel.release").read_text().strip()
+        (out / "release").write_text(version + "\n")
+        say(f"kernel {version} ready")
 
     return ensure(art, "guest kernel", inputs(spec), do_build, force=force)
 

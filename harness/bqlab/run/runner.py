@@ -5,9 +5,11 @@ import signal
 import time
 import traceback
 from contextlib import contextmanager
+from pathlib import Path
 
 from ..build.artifacts import BuiltArtifacts
 from ..errors import BqlabError, ExitCode, InfraError
+from ..judge import decode
 from ..judge.ledger import RETRY_PERIOD
 from ..judge.run_verdicts import (
     dma_api_errors,
@@ -213,12 +215,27 @@ def _drop_judged_pool_stalls(rep: RunReport) -> None:
         rep.findings.pop("dut", None)
 
 
+def _decode_first_report(rep: RunReport, kernel_art: Path) -> None:
+    """The DUT's first kernel report, through the tree's decode_stacktrace.sh: the first
+    report is the cause, the later ones mostly its consequences."""
+    findings = rep.findings.get("dut") or []
+    if not findings:
+        return
+    got = decode.decode(findings[0]["excerpt"], kernel_art)
+    if got is None:
+        return
+    findings[0]["where"] = got.where
+    findings[0]["decoded"] = got.text
+    (rep.artifacts / "dut-first-report-decoded.txt").write_text(got.text)
+
+
 def _finish(rep: RunReport, topo: Topology, start: float) -> None:
     rep.duration = time.monotonic() - start
     rep.accelerator = rep.accelerator or topo.accel
     rep.accelerator_reason = rep.accelerator_reason or topo.accel_reason
     rep.findings = {vm: [f.as_dict() for f in fs] for vm, fs in topo.findings().items() if fs}
     _drop_judged_pool_stalls(rep)
+    _decode_first_report(rep, topo.built.bzimage.parent)
     if rep.death is not None:
         rep.verdicts.append(rep.death.as_verdict(rep.findings.get(rep.death.vm, [])))
     crashed = any(f["kind"] in CRASH_KINDS for fs in rep.findings.values() for f in fs)
@@ -243,7 +260,8 @@ def _finish(rep: RunReport, topo: Topology, start: float) -> None:
         say(f"  snapshot kept: bqlab up --from {rep.artifacts}")
     for vm, fs in rep.findings.items():
         for f in fs:
-            say(f"  kernel report on {vm} ({f['kind']}, console line {f['line']}):\n"
+            at = f" at {f['where']}" if f.get("where") else ""
+            say(f"  kernel report on {vm} ({f['kind']}, console line {f['line']}){at}:\n"
                 + "\n".join("    " + ln for ln in f["excerpt"].splitlines()[:15]))
     if rep.error:
         say(f"scenario {rep.scenario}: {rep.error}")

@@ -31,8 +31,9 @@ class Death:
 
     def as_verdict(self, findings: list[dict]) -> dict:
         first = findings[0] if findings else None
+        at = f" at {first['where']}" if first and first.get("where") else ""
         reason = self.how + (f"; first console report: {first['text']} (line {first['line']})"
-                             if first else "; the console holds no kernel report")
+                             f"{at}" if first else "; the console holds no kernel report")
         return {"name": "dut-alive", "verdict": "FAIL", "reason": reason, "vm": self.vm,
                 "console_findings": len(findings)}
 

@@ -1,0 +1,58 @@
+"""Decode a console report's stack with the kernel tree's own scripts/decode_stacktrace.sh:
+frames in the modules (the NIC drivers under test, built with line info) get file:line.
+Frames in vmlinux stay as printed unless the kernel was built with DEBUG_INFO (a config
+fragment): decode_stacktrace.sh leaves a frame it cannot place alone."""
+
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..build.kernel import DEBUG_DIR
+
+# "bqnic_poll (drivers/net/ethernet/bqnic/bqnic_main.c:812)": a frame decode placed
+_PLACED = re.compile(r"([\w.]+) \((\S+?\.[ch]:\d+)(?: [^)]*)?\)")
+_RIP = re.compile(r"\bRIP: \w+:")
+
+
+@dataclass(frozen=True)
+class Decoded:
+    text: str  # the excerpt as decode_stacktrace.sh printed it
+    where: str | None  # "function (file:line)" of the faulting frame, if placed
+
+    @property
+    def placed(self) -> int:
+        return len(_PLACED.findall(self.text))
+
+
+def available(kernel_art: Path) -> bool:
+    return (kernel_art / DEBUG_DIR / "decode_stacktrace.sh").is_file()
+
+
+def where(decoded: str) -> str | None:
+    """The faulting frame (RIP), else the first frame that got a file:line."""
+    lines = decoded.splitlines()
+    for line in [ln for ln in lines if _RIP.search(ln)] + lines:
+        m = _PLACED.search(line)
+        if m:
+            return f"{m.group(1)} ({m.group(2)})"
+    return None
+
+
+def decode(excerpt: str, kernel_art: Path, timeout: float = 60) -> Decoded | None:
+    """None when the kernel artifact has no decoding material (built before bqlab kept
+    it) or the script failed; a report is never lost for want of decoding."""
+    debug = kernel_art / DEBUG_DIR
+    if not available(kernel_art):
+        return None
+    basepath = (debug / "basepath").read_text().strip()
+    try:
+        res = subprocess.run(["bash", str(debug / "decode_stacktrace.sh"),
+                              str(debug / "vmlinux"), basepath, str(debug / "modules")],
+                             input=excerpt, capture_output=True, text=True,
+                             timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if res.returncode != 0 or not res.stdout.strip():
+        return None
+    return Decoded(res.stdout, where(res.stdout))
