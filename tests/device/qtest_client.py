@@ -269,6 +269,13 @@ class Qtest:
         self.qmp.cmd("qom-set", path="/machine/peripheral/nic0", property="reset-stats",
                      value=True)
 
+    def fail_dma(self, count: int | None = None) -> int:
+        """Set how many of the next DMA transfers fail (SPEC 7.1); returns what is left."""
+        if count is not None:
+            self.qmp.cmd("qom-set", path="/machine/peripheral/nic0", property="fail-dma",
+                         value=count)
+        return self.qmp.cmd("qom-get", path="/machine/peripheral/nic0", property="fail-dma")
+
     def alive(self) -> bool:
         return self.proc.poll() is None
 

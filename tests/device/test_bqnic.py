@@ -441,6 +441,7 @@ def test_dma_error_stops_the_queue(qt, nic: Bqnic) -> None:
     qt.sync()
     stats = qt.stats()
     assert stats["dma_errors"] == 1 and stats["dma_error_iova"] == bad
+    assert stats["dma_faults_injected"] == 0  # a real one
     assert nic.read(DMA_ERR_LO) | nic.read(DMA_ERR_HI) << 32 == bad
     assert nic.read(DMA_ERR_WHERE) == (5 << 8) | 0  # rx buffer, queue 0
     assert nic.read(STATUS) & (STATUS_DMA_ERR | STATUS_QSTOPPED) == \
@@ -454,6 +455,62 @@ def test_dma_error_stops_the_queue(qt, nic: Bqnic) -> None:
     # queue 1 is unaffected; a reset brings queue 0 back
     nic.write(CTRL, CTRL_RESET)
     assert not nic.read(STATUS) & (STATUS_DMA_ERR | STATUS_QSTOPPED)
+
+
+def test_an_injected_dma_fault_is_a_dma_error_until_reset(qt, nic: Bqnic) -> None:
+    """fail-dma (SPEC 7.1): a valid transfer fails as an IOMMU fault would, with all a
+    real DMA error does; a reset does not cancel what is left, 0 does."""
+    nic.write(MISC_MASK, 0)
+    nic.post(0, "sbq", 4)
+    assert qt.fail_dma(1) == 1
+    qt.send_frame(Frame().raw(b"f" * 40))
+    qt.sync()
+    stats = qt.stats()
+    assert stats["dma_errors"] == stats["dma_faults_injected"] == 1 and qt.fail_dma() == 0
+    assert nic.read(STATUS) & (STATUS_DMA_ERR | STATUS_QSTOPPED) == \
+        STATUS_DMA_ERR | STATUS_QSTOPPED
+    assert nic.read(DMA_ERR_WHERE) & 0xFF == 0 and nic.qread(0, RXQ_STATUS) & 1
+    assert qt.msi_fired(2) and nic.read(MISC_CAUSE) & MISC_DMA_ERR
+    assert nic.completions(0) == []
+    qt.send_frame(Frame().raw(b"g" * 40))
+    qt.sync()
+    assert nic.queue_stats(0)["rx_drop_disabled"] == 1
+    # armed across a reset: the first transfer after it fails
+    qt.fail_dma(1)
+    nic.write(CTRL, CTRL_RESET)
+    assert not nic.read(STATUS) & STATUS_DMA_ERR
+    nic.setup_queue(0)
+    nic.start()
+    nic.post(0, "sbq", 4)
+    qt.send_frame(Frame().raw(b"h" * 40))
+    qt.sync()
+    assert qt.stats()["dma_errors"] == 2 and nic.completions(0) == []
+    # cancelled: the device works again after the next reset
+    qt.fail_dma(5)
+    assert qt.fail_dma(0) == 0
+    nic.write(CTRL, CTRL_RESET)
+    nic.setup_queue(0)
+    nic.start()
+    nic.post(0, "sbq", 4)
+    qt.send_frame(Frame().raw(b"i" * 40))
+    qt.sync()
+    assert qt.stats()["dma_errors"] == 2 and len(nic.completions(0)) == 1
+
+
+def test_register_reads_are_counted(qt, nic: Bqnic) -> None:
+    """mmio_reads (SPEC 10): every register read, none for writes, DMA or frames."""
+    before = qt.stats()["mmio_reads"]
+    nic.post(0, "sbq", 4)
+    qt.send_frame(Frame().raw(b"r" * 40))
+    qt.sync()
+    assert qt.stats()["mmio_reads"] == before
+    for _ in range(3):
+        nic.read(STATUS)
+    nic.qread(0, RXQ_STATUS)
+    nic.read(0x3FC)  # an unlisted offset reads 0, and is a read all the same
+    assert qt.stats()["mmio_reads"] == before + 5
+    qt.reset_stats()
+    assert qt.stats()["mmio_reads"] == 0
 
 
 def test_bus_master_off_means_no_dma(qt, nic: Bqnic) -> None:

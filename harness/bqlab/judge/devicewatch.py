@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ..vm.machine import Vm
     from .watchdog import DeviceSample, GuestSample
 
-TESTNIC = "/machine/peripheral/testnic"
+TESTNIC = nics.TESTNIC_QOM
 VIRTIO_BACKEND = f"{TESTNIC}/virtio-backend"
 TRACE_LOG = "qemu-trace.log"
 
@@ -76,7 +76,9 @@ def device_reader(vm: Vm, model: nics.NicModel) -> Callable[[], dict[str, Any]] 
     if model.evidence == nics.EVIDENCE_BQNIC:
         def bqnic() -> dict[str, Any]:
             stats = vm.qmp.cmd("qom-get", path=TESTNIC, property="stats", timeout=5)
-            return {"queues": stats["queues"], "dma_errors": stats["dma_errors"]}
+            return {"queues": stats["queues"], "dma_errors": stats["dma_errors"],
+                    "dma_faults_injected": stats.get("dma_faults_injected"),
+                    "mmio_reads": stats.get("mmio_reads")}
         return bqnic
     if model.evidence == nics.EVIDENCE_VIRTQUEUE:
         def virtqueue() -> dict[str, Any]:

@@ -304,3 +304,41 @@ def teardown_verdict(events: list[TeardownEvent], snapshots: list[PoolSnapshot],
         return PoolVerdict(INCONCLUSIVE, "no page_pool was torn down: nothing to judge")
     return PoolVerdict(PASS, f"all {checked} torn-down page_pool(s) released within {grace}s",
                        [], checked)
+
+
+# Register reads in the hot path: judged where the device counts the driver's register
+# reads (bqnic's mmio_reads) against the interrupts it sent, over the sample intervals
+# in which the queues were busy. A driver that reads a register per interrupt or per
+# poll (a cause register, a consumer index, a flush after a doorbell) reads about one
+# per interrupt or more; one that takes completions from memory reads only what tools
+# ask for (ethtool -S, qstats: a few reads per watchdog sample).
+MMIO_BUSY_INTERRUPTS = 100  # interrupts in one sample interval: the queues are busy
+MMIO_READS_PER_INTERRUPT = 0.5
+
+
+@dataclass(frozen=True)
+class MmioVerdict:
+    verdict: str  # PASS or FAIL
+    reason: str
+    reads: int
+    interrupts: int
+    intervals: int
+
+
+def mmio_verdict(intervals: list[tuple[int, int]],
+                 limit: float = MMIO_READS_PER_INTERRUPT,
+                 busy: int = MMIO_BUSY_INTERRUPTS) -> MmioVerdict | None:
+    """intervals: (register reads, interrupts) per device sample interval. None when no
+    interval was busy (too little traffic to tell a hot path from a tool's reads)."""
+    judged = [(r, i) for r, i in intervals if i >= busy and r >= 0]
+    if not judged:
+        return None
+    reads, irqs = sum(r for r, _ in judged), sum(i for _, i in judged)
+    per = reads / irqs
+    where = (f"{reads} register reads for {irqs} interrupts ({per:.2f} per interrupt) "
+             f"over {len(judged)} busy sample intervals")
+    if per > limit:
+        return MmioVerdict("FAIL", f"{where}: the driver reads device registers in its "
+                           f"hot path (limit {limit} per interrupt; completions should "
+                           "come from memory)", reads, irqs, len(judged))
+    return MmioVerdict(PASS, f"{where} (limit {limit})", reads, irqs, len(judged))

@@ -44,6 +44,8 @@ class DeviceSample:
     t: float
     queues: list[dict[str, int]]  # per queue, as the model's reader gives it
     dma_errors: int | None
+    dma_faults_injected: int | None = None  # of dma_errors, those the host asked for
+    mmio_reads: int | None = None  # register reads by the driver (bqnic)
 
 
 class Watchdog:
@@ -116,8 +118,7 @@ class Watchdog:
             start = time.monotonic()
             try:
                 raw = self._read_device()
-                self.device.append(DeviceSample(self.now(), raw["queues"],
-                                                raw["dma_errors"]))
+                self.device.append(DeviceSample(self.now(), **raw))
             except Exception as e:  # QEMU gone: the runner notices and says so
                 if not self._stop.is_set():
                     self.errors.append(f"device sample ({self.model.evidence}): {e}")
@@ -154,6 +155,9 @@ class Watchdog:
 
     def dma_errors(self) -> int | None:
         return self.device[-1].dma_errors if self.device else None
+
+    def dma_faults_injected(self) -> int:
+        return (self.device[-1].dma_faults_injected or 0) if self.device else 0
 
     def save(self, path: Path) -> None:
         with path.open("w") as f:

@@ -15,6 +15,7 @@ from ..judge.run_verdicts import (
     dma_api_errors,
     judge_bql,
     judge_dma,
+    judge_mmio,
     judge_rx_stall,
     judge_teardown,
 )
@@ -152,6 +153,9 @@ def _run_steps(scenario: Scenario, topo: Topology, rep: RunReport,
             result = run_step(state, i, step)
             state.step_done(i, step["kind"], started)
             rep.steps.append(result.as_dict())
+            if "not_applicable" in result.details:
+                rep.not_applicable.append({"name": f"step {i} {step['kind']}",
+                                           "why": result.details["not_applicable"]})
             mark = "ok  " if result.ok else "FAIL"
             say(f"  [{mark}] step {i} {step['kind']}: {result.summary}")
             if not result.ok:
@@ -197,6 +201,11 @@ def _judge(scenario: Scenario, state: RunState, rep: RunReport,
         rep.verdicts.append(judge_teardown(state, teardown["grace"]))
     rep.verdicts.append(judge_dma(state, dma_before))
     rep.verdicts.append(judge_bql(state))
+    mmio, why_not = judge_mmio(state)
+    if mmio is not None:
+        rep.verdicts.append(mmio)
+    else:
+        rep.not_applicable.append({"name": "mmio", "why": why_not})
     for v in rep.verdicts:
         say(f"  verdict {v['name']}: {v['verdict']}: {v['reason']}")
 

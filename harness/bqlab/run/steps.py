@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InfraError
+from ..vm import nics
 from ..vm.ssh import CommandTimeout
 from ..vm.topology import Topology
 from ..workload import churn, selftests
-from ..workload.pressure import Balloon, FailFunction, FailPageAlloc, MemHog
+from ..workload.pressure import Balloon, DmaFault, FailFunction, FailPageAlloc, MemHog
 from ..workload.traffic import Pktgen, Sinks, StoppedTcp, parse_ports
 from .runstate import RunState
 
@@ -112,6 +113,19 @@ def _pressure(state: RunState, step: dict) -> tuple[bool, str, dict]:
                           step["seconds"])
         what = f"fail_page_alloc ({'marked commands' if step['task_filter'] else 'atomic'}, " \
                f"order >= {step['min_order']}) at {step['probability']}%"
+    elif kind == "dma_fault":
+        model = nics.model(dut.config.nic)
+        if not model.dma_faults:
+            why = (f"QEMU's {model.name} model cannot fail a DMA on request: the driver's "
+                   "recovery from a device DMA error is not exercised")
+            return True, f"dma_fault: not applicable: {why}", {"not_applicable": why}
+        fault = DmaFault(dut, step["count"], step["within"])
+        # The window stays open until `stop: {what: pressure}`: the queues are down until
+        # the driver resets the device, and rx must come back after that.
+        state.start_pressure(fault)
+        return True, (f"dma_fault: {fault.landed} of {step['count']} DMA transfer(s) failed "
+                      f"(each stops its queue until the device is reset)"), \
+            {"landed": fault.landed}
     elif kind == "memhog":
         p = MemHog(dut, step["percent"], step["workers"], step["swap_mb"])
         what = f"stress-ng --vm {step['percent']}% with {step['swap_mb']} MiB swap"

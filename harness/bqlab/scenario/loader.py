@@ -29,7 +29,8 @@ from .schema import (
 
 # rx_alloc: whatever fails the DUT NIC's rx refills (vm/nics.py), resolved at load time to
 # fail_function on its refill function, or fail_page_alloc on atomic allocations.
-PRESSURE_METHODS = ("rx_alloc", "fail_function", "fail_page_alloc", "memhog", "balloon")
+PRESSURE_METHODS = ("rx_alloc", "fail_function", "fail_page_alloc", "memhog", "balloon",
+                    "dma_fault")
 
 VM_NAMES = ("dut", "peer")
 NIC_MODELS = tuple(nics.MODELS)
@@ -139,6 +140,10 @@ STEPS = {
                          help="memhog: swap file size"),
         "leave_mb": Field(Scalar(int, minimum=64), default=160,
                           help="balloon: memory left to the guest"),
+        "count": Field(Scalar(int, minimum=1, maximum=64), default=1,
+                       help="dma_fault: DMA transfers that fail (each stops its queue)"),
+        "within": Field(Scalar(float, minimum=0.1, maximum=60), default=5.0,
+                        help="dma_fault: seconds for them to hit; the rest is cancelled"),
     }),
     "stop": Struct({
         "what": Field(Scalar(str, choices=("traffic", "pressure", "sinks", "all")),

@@ -25,6 +25,10 @@ PAGE_POOL_ALLOC = "page_pool_alloc_pages"
 E1000E_RX_TRACE = ("e1000e_rx_can_recv_rings_full", "e1000e_rx_not_written_to_guest")
 
 
+TESTNIC_ID = "testnic"  # the test NIC's QEMU id
+TESTNIC_QOM = f"/machine/peripheral/{TESTNIC_ID}"
+
+
 @dataclass(frozen=True)
 class NicModel:
     name: str  # QEMU -device name, and vms.X.nic in a scenario
@@ -41,9 +45,10 @@ class NicModel:
     trace_events: tuple[str, ...] = ()  # EVIDENCE_TRACE: "no rx buffer" events
     xdp: bool = True
     note: str = ""  # what a report should say about this model's evidence
+    dma_faults: bool = False  # the model fails DMA on request (pressure dma_fault)
 
     def device_arg(self, mac: str, queues: int) -> str:
-        arg = f"{self.name},netdev=link,id=testnic,mac={mac}"
+        arg = f"{self.name},netdev=link,id={TESTNIC_ID},mac={mac}"
         if self.queue_property:
             arg += f",{self.queue_property}={queues}"
         return arg + self.device_props
@@ -52,7 +57,8 @@ class NicModel:
 MODELS: dict[str, NicModel] = {m.name: m for m in (
     NicModel("bqnic", driver="bqnic", module=True, page_pool=True, pools_in_netlink=True,
              rx_alloc_function="bqnic_alloc_rx_page", evidence=EVIDENCE_BQNIC,
-             drops_when_empty=True, queue_property="queues", device_props=""),
+             drops_when_empty=True, queue_property="queues", device_props="",
+             dma_faults=True),
     NicModel("virtio-net-pci", driver="virtio_net", module=False, page_pool=False,
              pools_in_netlink=False, rx_alloc_function=None, evidence=EVIDENCE_VIRTQUEUE,
              drops_when_empty=False,

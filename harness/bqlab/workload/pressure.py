@@ -8,14 +8,18 @@
   sleeping ones too: an ifup whose rings cannot be allocated.
 - memhog: stress-ng dirtying most of the free memory, with a swap file to push to.
 - balloon: the host inflates a virtio-balloon over QMP until the guest has `leave_mb` left.
+- dma_fault: not memory, a device fault: the DUT's NIC model fails its next DMA transfers
+  as an IOMMU fault would, and stops the queues they hit until the driver resets it.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import InfraError
+from ..vm.nics import TESTNIC_QOM
 
 if TYPE_CHECKING:
     from ..vm.machine import Vm
@@ -141,4 +145,40 @@ class Balloon:
             self.vm.qmp.cmd("balloon", value=self.vm.config.memory_mb << 20)
 
 
-Pressure = FailFunction | FailPageAlloc | MemHog | Balloon
+@dataclass
+class DmaFault:
+    """bqnic's `fail-dma` (qemu-device/SPEC.md 7.1): its next `count` transfers fail, each
+    stopping the queue it hit until a device reset. start() returns once they have all
+    hit (traffic must be flowing) or after `within` seconds, and cancels what is left: a
+    fault still armed would stop the queues again right after the driver's reset. The
+    device counts them apart (dma_faults_injected), so the dma verdict still sees any
+    DMA error the driver causes."""
+    vm: Vm
+    count: int
+    within: float = 5.0
+    landed: int = 0
+
+    def _set(self, count: int) -> None:
+        self.vm.qmp.cmd("qom-set", path=TESTNIC_QOM, property="fail-dma", value=count)
+
+    def _injected(self) -> int:
+        return self.vm.qmp.cmd("qom-get", path=TESTNIC_QOM,
+                               property="stats")["dma_faults_injected"]
+
+    def start(self) -> None:
+        if self.vm.qmp is None:
+            raise InfraError(f"{self.vm.name}: no QMP to inject DMA faults through")
+        before = self._injected()
+        self._set(self.count)
+        deadline = time.monotonic() + self.within
+        while self._injected() - before < self.count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self._set(0)
+        self.landed = self._injected() - before
+
+    def stop(self) -> None:
+        if self.vm.qmp is not None:
+            self._set(0)
+
+
+Pressure = FailFunction | FailPageAlloc | MemHog | Balloon | DmaFault

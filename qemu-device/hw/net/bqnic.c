@@ -181,6 +181,9 @@ static void bqnic_get_stats(Object *obj, Visitor *v, const char *name,
         visit_type_uint64(v, "rx_runt", &core->rx_runt, errp) &&
         visit_type_uint64(v, "dma_errors", &core->dma_errors, errp) &&
         visit_type_uint64(v, "dma_error_iova", &core->dma_err_addr, errp) &&
+        visit_type_uint64(v, "dma_faults_injected", &core->dma_faults_injected,
+                          errp) &&
+        visit_type_uint64(v, "mmio_reads", &core->mmio_reads, errp) &&
         visit_type_bool(v, "link_up", &link_up, errp)) {
         visit_check_struct(v, errp);
     }
@@ -279,6 +282,8 @@ static void bqnic_instance_init(Object *obj)
                         NULL, NULL);
     object_property_add_bool(obj, "reset-stats", bqnic_get_reset_stats,
                              bqnic_set_reset_stats);
+    object_property_add_uint32_ptr(obj, "fail-dma", &BQNIC(obj)->core.fail_dma,
+                                   OBJ_PROP_FLAG_READWRITE);
 }
 
 /*

@@ -190,6 +190,25 @@ static void bqnic_dma_error(BqnicQueue *q, enum BqnicDmaWhere where,
 }
 
 /*
+ * A fault the host asked for (SPEC 7.1), as an IOMMU or the fabric would
+ * report it: the guest sees the same error as for a real one.
+ */
+static bool bqnic_dma_fault_injected(BqnicQueue *q, enum BqnicDmaWhere where,
+                                     dma_addr_t addr)
+{
+    BqnicCore *core = q->core;
+
+    if (!core->fail_dma) {
+        return false;
+    }
+    core->fail_dma--;
+    core->dma_faults_injected++;
+    trace_bqnic_dma_fault_injected(q->index, where, addr, core->fail_dma);
+    bqnic_dma_error(q, where, addr);
+    return true;
+}
+
+/*
  * The whole range first: pci_dma_rw() stops at the first part that fails, but
  * writes the parts before it (and a range that wraps past 2^64 goes on at 0).
  */
@@ -209,7 +228,8 @@ static bool bqnic_dma_range_ok(BqnicQueue *q, enum BqnicDmaWhere where,
 static bool bqnic_dma_read(BqnicQueue *q, enum BqnicDmaWhere where,
                            dma_addr_t addr, void *buf, dma_addr_t len)
 {
-    if (!bqnic_dma_range_ok(q, where, addr, len, DMA_DIRECTION_TO_DEVICE)) {
+    if (!bqnic_dma_range_ok(q, where, addr, len, DMA_DIRECTION_TO_DEVICE) ||
+        bqnic_dma_fault_injected(q, where, addr)) {
         return false;
     }
     if (pci_dma_read(q->core->owner, addr, buf, len) != MEMTX_OK) {
@@ -222,7 +242,8 @@ static bool bqnic_dma_read(BqnicQueue *q, enum BqnicDmaWhere where,
 static bool bqnic_dma_write(BqnicQueue *q, enum BqnicDmaWhere where,
                             dma_addr_t addr, const void *buf, dma_addr_t len)
 {
-    if (!bqnic_dma_range_ok(q, where, addr, len, DMA_DIRECTION_FROM_DEVICE)) {
+    if (!bqnic_dma_range_ok(q, where, addr, len, DMA_DIRECTION_FROM_DEVICE) ||
+        bqnic_dma_fault_injected(q, where, addr)) {
         return false;
     }
     if (pci_dma_write(q->core->owner, addr, buf, len) != MEMTX_OK) {
@@ -769,6 +790,8 @@ void bqnic_core_reset_stats(BqnicCore *core)
     core->rx_oversize = 0;
     core->rx_runt = 0;
     core->dma_errors = 0;
+    core->mmio_reads = 0;
+    core->dma_faults_injected = 0;
 }
 
 static uint32_t bqnic_status(BqnicCore *core)
@@ -859,6 +882,8 @@ static uint32_t bqnic_queue_read(BqnicQueue *q, hwaddr reg)
 uint32_t bqnic_core_read(BqnicCore *core, hwaddr addr)
 {
     uint32_t val = 0;
+
+    core->mmio_reads++;
 
     if (addr >= BQNIC_QREG_BASE) {
         unsigned int qi = (addr - BQNIC_QREG_BASE) / BQNIC_QREG_STRIDE;
@@ -1437,6 +1462,8 @@ const VMStateDescription bqnic_vmstate_core = {
         VMSTATE_UINT64(rx_oversize, BqnicCore),
         VMSTATE_UINT64(rx_runt, BqnicCore),
         VMSTATE_UINT64(dma_errors, BqnicCore),
+        VMSTATE_UINT64(mmio_reads, BqnicCore),
+        VMSTATE_UINT64(dma_faults_injected, BqnicCore),
         VMSTATE_END_OF_LIST()
     }
 };

@@ -98,6 +98,11 @@ struct BqnicCore {
     uint64_t rx_oversize;
     uint64_t rx_runt;
     uint64_t dma_errors;
+    uint64_t mmio_reads;        /* register reads by the guest */
+    uint64_t dma_faults_injected;   /* of dma_errors, those fail_dma made */
+
+    /* host-side fault injection (SPEC 7.1): the next fail_dma transfers fail */
+    uint32_t fail_dma;
 };
 
 extern const VMStateDescription bqnic_vmstate_core;
