@@ -22,6 +22,11 @@ REVERTED = [
     # a failed IRQ request frees rings the device was already given: the running queues
     # have lost theirs
     ("revert-queues-programmed-after-irqs.patch", "rx-stall", "STALL"),
+    # the queues a DMA error stopped are programmed again without a device reset: they
+    # stay stopped after the next up
+    ("revert-dma-error-reset.patch", "rx-stall", "STALL"),
+    # a register read (TX_CONS) in every NAPI poll instead of the DONE flag in memory
+    ("revert-tx-done-flag.patch", "mmio", "FAIL"),
 ]
 
 
