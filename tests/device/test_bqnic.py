@@ -451,7 +451,7 @@ def test_dma_error_stops_the_queue(qt, nic: Bqnic) -> None:
     nic.post(0, "sbq", 4)
     qt.send_frame(Frame().raw(b"e" * 40))
     qt.sync()
-    assert nic.queue_stats(0)["rx_drop_disabled"] == 1
+    assert nic.queue_stats(0)["rx_drop_stopped"] == 1
     # queue 1 is unaffected; a reset brings queue 0 back
     nic.write(CTRL, CTRL_RESET)
     assert not nic.read(STATUS) & (STATUS_DMA_ERR | STATUS_QSTOPPED)
@@ -474,7 +474,7 @@ def test_an_injected_dma_fault_is_a_dma_error_until_reset(qt, nic: Bqnic) -> Non
     assert nic.completions(0) == []
     qt.send_frame(Frame().raw(b"g" * 40))
     qt.sync()
-    assert nic.queue_stats(0)["rx_drop_disabled"] == 1
+    assert nic.queue_stats(0)["rx_drop_stopped"] == 1
     # armed across a reset: the first transfer after it fails
     qt.fail_dma(1)
     nic.write(CTRL, CTRL_RESET)

@@ -62,7 +62,7 @@ def test_fixed_seeds_find_nothing_under_sanitizers(sanitized_qemu: Path, tmp_pat
 # bqnic/core in a migration stream, 2 queues (qemu-device/hw/net/bqnic_core.c): device
 # registers, RSS, buffer sizes; per queue its controls, four rings, two read-ahead caches,
 # cause/mask, the moderation timer and last interrupt, counters; the host counters (5).
-QUEUE_STATE_BYTES = 488
+QUEUE_STATE_BYTES = 496
 CORE_STATE_BYTES = 222 + 2 * QUEUE_STATE_BYTES + 40
 Q0, Q1 = 222, 222 + QUEUE_STATE_BYTES
 # (what, offset in bqnic/core, bytes written big-endian): values no register write can

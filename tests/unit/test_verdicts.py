@@ -221,3 +221,34 @@ def test_short_dry_spells_after_each_window_pass() -> None:
     windows = [(0.0, 2.0), (6.5, 8.5)]
     v = rx_stall_verdict({0: series(pts)}, pressure_end=8.5, windows=windows)
     assert v.verdict == PASS, v.reason
+
+
+def _stopped_series(stopped_from: float, reset_at: float | None, end: float = 8.0,
+                    dt: float = 0.25) -> list[QueueSample]:
+    """bqnic after a DMA error: buffers posted, frames dropped as rx_drop_stopped and
+    nothing delivered from stopped_from until a reset (None: never)."""
+    out, rx, dropped, t = [], 0, 0, 0.0
+    while t <= end:
+        stopped = t >= stopped_from and (reset_at is None or t < reset_at)
+        if stopped:
+            dropped += 50
+        else:
+            rx += 50
+        out.append(QueueSample.bqnic(t, rx, 1, 0, 0, 200, 200, drop_stopped=dropped))
+        t = round(t + dt, 3)
+    return out
+
+
+def test_a_queue_left_stopped_after_a_dma_error_is_a_stall() -> None:
+    """Its buffers are posted and none is short: only the stopped counter shows that
+    frames reach the device and go nowhere."""
+    v = rx_stall_verdict({0: _stopped_series(2.0, None)}, pressure_end=3.0,
+                         windows=[(2.0, 3.0)])
+    assert v.verdict == STALL and v.buffer_queue == "stopped", v.reason
+    assert "stopped the queue on a DMA error" in v.reason
+
+
+def test_a_queue_reset_within_the_fault_window_passes() -> None:
+    v = rx_stall_verdict({0: _stopped_series(2.0, 2.9)}, pressure_end=3.0,
+                         windows=[(2.0, 3.0)])
+    assert v.verdict == PASS, v.reason

@@ -160,7 +160,7 @@ def queue_series(model: nics.NicModel, guest: list[GuestSample],
                 out.setdefault(q, []).append(QueueSample.bqnic(
                     dev.t, gq.get("rx-packets", 0), gq.get("rx-alloc-fail", 0),
                     dq["rx_drop_no_sbq"], dq["rx_drop_no_lbq"], dq["sbq_owned"],
-                    dq["lbq_owned"]))
+                    dq["lbq_owned"], drop_stopped=dq.get("rx_drop_stopped")))
             continue
         rx = _whole_device_rx(g)
         if rx is None or not dev.queues:

@@ -13,6 +13,9 @@ STALL = "STALL"
 LEAK = "LEAK"
 INCONCLUSIVE = "INCONCLUSIVE"
 
+# bqnic's pseudo-ring for a queue stopped by a DMA error (qemu-device/SPEC.md 7)
+STOPPED = "stopped"
+
 DEFAULT_STALL_THRESHOLD = 2.0
 DEFAULT_POOL_GRACE = 3.0
 DEFAULT_INTERVAL = 0.25  # seconds between watchdog samples
@@ -42,9 +45,15 @@ class QueueSample:
     @classmethod
     def bqnic(cls, t: float, guest_rx: int, alloc_fail: int, drop_no_sbq: int,
               drop_no_lbq: int, sbq_owned: int, lbq_owned: int,
-              counter_bits: int = 64) -> "QueueSample":
-        return cls(t, guest_rx, alloc_fail, {"sbq": drop_no_sbq, "lbq": drop_no_lbq},
-                   {"sbq": sbq_owned, "lbq": lbq_owned}, counter_bits)
+              counter_bits: int = 64, drop_stopped: int | None = None) -> "QueueSample":
+        """drop_stopped: frames for the queue while a DMA error had it stopped (a device
+        that was never reset after one takes nothing in, whatever the buffers)."""
+        turned_away = {"sbq": drop_no_sbq, "lbq": drop_no_lbq}
+        owned: dict[str, int | None] = {"sbq": sbq_owned, "lbq": lbq_owned}
+        if drop_stopped is not None:
+            turned_away[STOPPED] = drop_stopped
+            owned[STOPPED] = 0  # a stopped queue takes no buffer at all
+        return cls(t, guest_rx, alloc_fail, turned_away, owned, counter_bits)
 
     def as_evidence(self) -> dict[str, Any]:
         """Flat, for report.json: bqnic's keys stay drop_no_sbq, sbq_owned, ..."""
@@ -130,10 +139,18 @@ def _exercised(samples: list[QueueSample]) -> bool:
 
 
 def _posted(sample: QueueSample, ring: str) -> str:
+    if ring == STOPPED:
+        return "the device stopped the queue on a DMA error and nothing reset it"
     owned = _owned(sample, ring)
     if owned is None:
         return "the device does not say how many buffers it holds"
     return f"{owned} buffer(s) posted, fewer than a frame needs"
+
+
+def _why_starved(sample: QueueSample, ring: str) -> str:
+    if ring == STOPPED:
+        return _posted(sample, ring)
+    return f"{ring} starved ({_posted(sample, ring)})"
 
 
 def rx_stall_verdict(series: dict[int, list[QueueSample]], pressure_end: float,
@@ -173,7 +190,7 @@ def rx_stall_verdict(series: dict[int, list[QueueSample]], pressure_end: float,
                     (queue not in stalls or stalled_for > stalls[queue].stalled_for):
                 stalls[queue] = StallVerdict(
                     STALL,
-                    f"queue {queue}: {run_bq} starved ({_posted(cur, run_bq)}), device "
+                    f"queue {queue}: {_why_starved(cur, run_bq)}, device "
                     f"turning frames away, rx frozen for {stalled_for:.1f}s after the "
                     f"pressure ended (threshold {threshold}s)",
                     queue=queue, buffer_queue=run_bq, stalled_for=stalled_for,

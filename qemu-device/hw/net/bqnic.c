@@ -161,6 +161,8 @@ static void bqnic_get_stats(Object *obj, Visitor *v, const char *name,
                                errp) &&
              visit_type_uint64(v, "rx_drop_disabled", &st->rx_drop_disabled,
                                errp) &&
+             visit_type_uint64(v, "rx_drop_stopped", &st->rx_drop_stopped,
+                               errp) &&
              visit_type_uint64(v, "sbq_owned", &sbq_owned, errp) &&
              visit_type_uint64(v, "lbq_owned", &lbq_owned, errp) &&
              visit_type_uint64(v, "completions", &st->completions, errp) &&

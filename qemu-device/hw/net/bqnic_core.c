@@ -478,6 +478,11 @@ ssize_t bqnic_core_receive_iov(BqnicCore *core, const struct iovec *iov,
     bqnic_rx_classify(core, &info);
     q = bqnic_rx_queue_for(core, &info);
 
+    if (bqnic_queue_stopped(q)) {
+        q->stats.rx_drop_stopped++;
+        trace_bqnic_rx_drop(q->index, "stopped", len);
+        return len;
+    }
     if (!bqnic_rx_accepting(core, q)) {
         q->stats.rx_drop_disabled++;
         trace_bqnic_rx_drop(q->index, "disabled", len);
@@ -1333,6 +1338,7 @@ static const VMStateDescription bqnic_vmstate_stats = {
         VMSTATE_UINT64(tx_bytes, BqnicQueueStats),
         VMSTATE_UINT64(tx_errors, BqnicQueueStats),
         VMSTATE_UINT64(tx_drop_link_down, BqnicQueueStats),
+        VMSTATE_UINT64(rx_drop_stopped, BqnicQueueStats),
         VMSTATE_END_OF_LIST()
     }
 };

@@ -43,6 +43,7 @@ typedef struct BqnicQueueStats {
     uint64_t tx_bytes;
     uint64_t tx_errors;
     uint64_t tx_drop_link_down;
+    uint64_t rx_drop_stopped;   /* for a queue a DMA error stopped */
 } BqnicQueueStats;
 
 typedef struct BqnicQueue {
