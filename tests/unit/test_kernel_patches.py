@@ -122,3 +122,24 @@ def test_a_commit_builds_on_the_build_of_another(tmp_path: Path, monkeypatch) ->
     other = tmp_path / "cache" / "kernel-tree" / "third"
     other.mkdir()
     assert kernel._seed_from_commit(spec, other, other / "build.log") is None
+
+
+def test_only_patches_to_the_driver_build_the_module_alone(tmp_path: Path) -> None:
+    """The module is built against the kernel without the patches: right only when the
+    patches change nothing else, not even the driver's Kconfig or Makefile."""
+    def spec_with(text: str, **kw) -> kernel.KernelSpec:
+        patch = tmp_path / f"p{len(list(tmp_path.iterdir()))}.patch"
+        patch.write_text(text)
+        return kernel.KernelSpec(patches=(patch,), **kw)
+
+    assert kernel.driver_only(spec_with(driver_patch()))
+    assert not kernel.driver_only(spec_with(driver_patch() + other_patch()))
+    makefile = (f"--- a/{kernel.DRIVER_IN_TREE}/Makefile\n+++ b/{kernel.DRIVER_IN_TREE}"
+                "/Makefile\n@@ -1,1 +1,2 @@\n x\n+y\n")
+    assert not kernel.driver_only(spec_with(makefile))
+    assert not kernel.driver_only(kernel.KernelSpec())  # the base kernel itself
+    assert not kernel.driver_only(spec_with(driver_patch(), tree=tmp_path))  # your tree
+    # bisect --driver-tree: another driver on the same kernel
+    assert kernel.driver_only(kernel.KernelSpec(driver=tmp_path))
+    assert kernel.source_tree(spec_with(driver_patch())) == \
+        kernel.tree_dir(kernel.KernelSpec()) / "src"

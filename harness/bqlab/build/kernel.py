@@ -435,9 +435,10 @@ def _install_driver(src: Path, patches: list[Path], log: Path, driver: Path) -> 
 
 
 def driver_only(spec: KernelSpec) -> bool:
-    """Patches of your own on Debian's source that touch nothing but the bqnic driver's C
-    files: the kernel is the one built without them, and only the module is built again."""
-    if spec.tree is not None or not spec.patches:
+    """Debian's source with another bqnic driver (bisect --driver-tree) or patches of your
+    own that touch nothing but the driver's C files: the kernel is the one built without
+    them, and only the module is built again."""
+    if spec.tree is not None or not (spec.patches or spec.driver is not None):
         return False
     for patch in spec.patches:
         text = patch.read_text()
