@@ -68,6 +68,7 @@ class RunData:
     alloc_fail: dict[int, Line] = field(default_factory=dict)
     drops_sbq: dict[int, Line] = field(default_factory=dict)
     drops_lbq: dict[int, Line] = field(default_factory=dict)
+    drops_stopped: dict[int, Line] = field(default_factory=dict)  # queue stopped (DMA error)
     sbq_owned: dict[int, Line] = field(default_factory=dict)
     lbq_owned: dict[int, Line] = field(default_factory=dict)
     pools: dict[int, Line] = field(default_factory=dict)
@@ -170,6 +171,8 @@ def _device_series(d: RunData, device: list[dict], queues: list[int]) -> None:
                     for s in device]
         d.drops_sbq[q] = rate_line(col("rx_drop_no_sbq"), min_dt)
         d.drops_lbq[q] = rate_line(col("rx_drop_no_lbq"), min_dt)
+        if any(v for _, v in col("rx_drop_stopped")):
+            d.drops_stopped[q] = rate_line(col("rx_drop_stopped"), min_dt)
         d.sbq_owned[q] = value_line(col("sbq_owned"))
         d.lbq_owned[q] = value_line(col("lbq_owned"))
 

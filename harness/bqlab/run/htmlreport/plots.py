@@ -84,13 +84,18 @@ def _panel_rx(ax: Any, d: RunData) -> None:
 
 
 def _panel_drops(ax: Any, d: RunData) -> None:
-    ax.set_title("device drops/s for lack of buffers (solid: sbq, dashed: lbq)")
+    ax.set_title("device drops/s for lack of buffers (solid: sbq, dashed: lbq; dotted: "
+                 "queue stopped by a DMA error)" if d.drops_stopped else
+                 "device drops/s for lack of buffers (solid: sbq, dashed: lbq)")
     for q in d.drops_sbq:
         style = _queue_style(d, q)
         _plot(ax, d.drops_sbq[q], f"series-drop-sbq-q{q}", drawstyle="steps-pre",
               label=f"queue {q} sbq", **style)
         _plot(ax, d.drops_lbq[q], f"series-drop-lbq-q{q}", drawstyle="steps-pre", ls="--",
               label=f"queue {q} lbq", **style)
+        if q in d.drops_stopped:  # frames for a queue a DMA error stopped
+            _plot(ax, d.drops_stopped[q], f"series-drop-stopped-q{q}", drawstyle="steps-pre",
+                  ls=":", label=f"queue {q} stopped (DMA error)", **style)
 
 
 def _panel_owned(ax: Any, d: RunData) -> None:
