@@ -8,7 +8,9 @@ Inputs (all enter the cache key):
            with merge_config.sh; every option a fragment asks for must survive olddefconfig
 The configured tree is kept per (source, patches, config) so later builds are incremental;
 a tree with patches of your own starts as a copy of the built tree without them, so make
-rebuilds only what they touch.
+rebuilds only what they touch. Patches that touch only the bqnic driver (and bisect's
+other driver histories) need no tree of their own: the module alone is built against the
+kernel without them (driver_only).
 """
 
 import json
