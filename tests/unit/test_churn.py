@@ -77,3 +77,31 @@ def test_an_operation_the_driver_lacks_is_skipped_not_failed() -> None:
     assert ok and "e1000e does not support it" in summary and details["unsupported"]
     ok, _, _ = churn.mtu(Unsupported({}), {"mtu": 3000, "may_fail": False})
     assert not ok  # only ethtool operations can be absent from a driver
+
+
+# xdp:xdp_cpumap_enqueue as the 6.12 trace file prints it (include/trace/events/xdp.h)
+CPUMAP_TRACE = """\
+# tracer: nop
+#
+      ksoftirqd/0-15      [000] ..s1.   101.000001: xdp_cpumap_enqueue: enqueue cpu=0 map_id=7 action=REDIRECT processed=8 drops=0 to_cpu=0
+      ksoftirqd/0-15      [000] ..s1.   101.000101: xdp_cpumap_enqueue: enqueue cpu=0 map_id=7 action=REDIRECT processed=8 drops=5 to_cpu=0
+          <idle>-0        [001] ..s1.   101.000201: xdp_cpumap_enqueue: enqueue cpu=1 map_id=7 action=REDIRECT processed=3 drops=1 to_cpu=0
+"""  # noqa: E501
+
+
+def test_cpumap_overflow_is_summed_in_the_guest(tmp_path) -> None:
+    """The guest sums the events with awk (a full trace buffer is megabytes): the same
+    command, here on a recorded trace."""
+    import subprocess
+
+    trace = tmp_path / "trace"
+    trace.write_text(CPUMAP_TRACE)
+    out = subprocess.run(f"{churn.CPUMAP_SUM} {trace}", shell=True, capture_output=True,
+                         text=True, check=True).stdout
+    assert churn.cpumap_counts(out) == {"events": 3, "processed": 19, "drops": 6}
+    empty = tmp_path / "empty"
+    empty.write_text("# tracer: nop\n")
+    out = subprocess.run(f"{churn.CPUMAP_SUM} {empty}", shell=True, capture_output=True,
+                         text=True, check=True).stdout
+    assert churn.cpumap_counts(out) == {"events": 0, "processed": 0, "drops": 0}
+    assert churn.cpumap_counts("") is None

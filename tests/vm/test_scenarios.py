@@ -69,6 +69,16 @@ def test_positive_scenario_passes(name: str, built, bqlab_env: dict[str, str],
         assert stall["pressure"] and stall["pressure"][0][1] > stall["pressure"][0][0]
     if "teardown" in {v["name"] for v in report["verdicts"]}:
         assert _verdict(report, "teardown")["pools_checked"] > 0
+    if name == "reconfigure-under-failure":
+        # the DMA faults hit, and the hot-path check judged busy queues
+        [fault] = [s for s in report["steps"] if "dma_fault" in s["summary"]]
+        assert fault["details"]["landed"] > 0, fault["summary"]
+        assert _verdict(report, "mmio")["busy_intervals"] > 0
+    if name == "xdp-cpumap-churn":
+        # what the scenario is about: the 8-frame cpumap queue overflowed
+        drops = [s["details"]["cpumap"]["drops"] for s in report["steps"]
+                 if "cpumap" in s["details"]]
+        assert drops and all(d > 0 for d in drops), drops
 
 
 @pytest.mark.parametrize("name,starved", [("rx-stall-buggy", "sbq"),

@@ -6,6 +6,7 @@ teardown verdict."""
 from __future__ import annotations
 
 import random
+import re
 import time
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,31 @@ def _fill_cpumap(qsize: int) -> str:
 
 # Frames still queued for CPU 0's kthread are freed when the entry goes (__cpu_map_entry_free).
 _DELETE_CPUMAP_ENTRY = _CPUMAP_ID + "bpftool map delete id $map key hex 00 00 00 00"
+
+# The xdp:xdp_cpumap_enqueue tracepoint in a tracefs instance of our own: how many frames
+# went into cpumap queues and how many a full queue dropped. Without overwrite, a full
+# buffer keeps the first events: still proof that the queue overflowed. Summed in the
+# guest (a full buffer is megabytes).
+_CPUMAP_TRACE = "/sys/kernel/tracing/instances/bqlab-cpumap"
+_CPUMAP_TRACE_ON = (f"mkdir -p {_CPUMAP_TRACE} && cd {_CPUMAP_TRACE} && "
+                    "echo 0 > options/overwrite && echo 2048 > buffer_size_kb && "
+                    "echo > trace && echo 1 > events/xdp/xdp_cpumap_enqueue/enable")
+CPUMAP_SUM = ("awk '/xdp_cpumap_enqueue:/ { n++; for (i = 1; i <= NF; i++) { "
+              "if ($i ~ /^processed=/) p += substr($i, 11); "
+              "if ($i ~ /^drops=/) d += substr($i, 7) } } "
+              "END { printf \"events=%d processed=%d drops=%d\\n\", n, p, d }'")
+_CPUMAP_TRACE_OFF = (f"echo 0 > {_CPUMAP_TRACE}/events/xdp/xdp_cpumap_enqueue/enable; "
+                     f"{CPUMAP_SUM} {_CPUMAP_TRACE}/trace; rmdir {_CPUMAP_TRACE}")
+_SUMMED = re.compile(r"events=(\d+) processed=(\d+) drops=(\d+)")
+
+
+def cpumap_counts(summed: str) -> dict[str, int] | None:
+    """CPUMAP_SUM's line as numbers; None if it printed none."""
+    m = _SUMMED.search(summed)
+    if m is None:
+        return None
+    return dict(zip(("events", "processed", "drops"), map(int, m.groups()), strict=True))
+
 
 Outcome = tuple[bool, str, dict]
 
@@ -67,6 +93,24 @@ def _summary(done: str, refusals: list[str]) -> Outcome:
 
 
 def xdp_cycles(state: RunState, step: dict) -> Outcome:
+    """The cycles; with redirect_cpu, also what the cpumap queues took and dropped."""
+    if "redirect_cpu" not in step["actions"]:
+        return _xdp_cycles(state, step)
+    dut = state.topo["dut"]
+    traced = dut.run(_CPUMAP_TRACE_ON, timeout=20).ok
+    try:
+        ok, summary, details = _xdp_cycles(state, step)
+    finally:
+        trace = dut.run(_CPUMAP_TRACE_OFF, timeout=60).stdout if traced else ""
+    counts = cpumap_counts(trace) if traced else None
+    if counts is not None:
+        details["cpumap"] = counts
+        summary += (f"; cpumap: {counts['processed']} frames enqueued, {counts['drops']} "
+                    "dropped by a full queue")
+    return ok, summary, details
+
+
+def _xdp_cycles(state: RunState, step: dict) -> Outcome:
     rng = random.Random(step["seed"])
     lo, hi = step["dwell"]
     counts = dict.fromkeys(step["actions"], 0)
