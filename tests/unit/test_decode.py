@@ -29,6 +29,14 @@ def test_without_a_placed_rip_the_first_placed_frame_is_named() -> None:
         "bqnic_refill_work (drivers/net/ethernet/bqnic/bqnic_main.c:204)"
 
 
+def test_an_inlined_header_line_also_names_the_driver_line() -> None:
+    rip = ("RIP: 0010:bqnic_poll (./include/linux/skbuff.h:2485 ./include/linux/skbuff.h:2709 "
+           "drivers/net/ethernet/bqnic/bqnic_main.c:604 "
+           "drivers/net/ethernet/bqnic/bqnic_main.c:678) bqnic\n")
+    assert decode.where(rip) == ("bqnic_poll (include/linux/skbuff.h:2485, inlined in "
+                                 "drivers/net/ethernet/bqnic/bqnic_main.c:604)")
+
+
 def test_unplaced_frames_name_nothing() -> None:
     assert decode.where("RIP: 0010:__napi_poll+0x2b/0x160\n net_rx_action (dev.c:?)\n") \
         is None

@@ -10,8 +10,10 @@ from pathlib import Path
 
 from ..build.kernel import DEBUG_DIR
 
-# "bqnic_poll (drivers/net/ethernet/bqnic/bqnic_main.c:812)": a frame decode placed
-_PLACED = re.compile(r"([\w.]+) \((\S+?\.[ch]:\d+)(?: [^)]*)?\)")
+# "bqnic_poll (drivers/net/ethernet/bqnic/bqnic_main.c:812)": a frame decode placed; with
+# inlining, the chain innermost first: "bqnic_poll (./include/linux/skbuff.h:2485
+# drivers/net/ethernet/bqnic/bqnic_main.c:604 drivers/net/ethernet/bqnic/bqnic_main.c:678)"
+_PLACED = re.compile(r"([\w.]+) \(((?:\S+?\.[ch]:\d+ ?)+)\)")
 _RIP = re.compile(r"\bRIP: \w+:")
 
 
@@ -30,12 +32,17 @@ def available(kernel_art: Path) -> bool:
 
 
 def where(decoded: str) -> str | None:
-    """The faulting frame (RIP), else the first frame that got a file:line."""
+    """The faulting frame (RIP), else the first frame that got a file:line: its innermost
+    line, and the first line outside a header when that was inlined into it."""
     lines = decoded.splitlines()
     for line in [ln for ln in lines if _RIP.search(ln)] + lines:
         m = _PLACED.search(line)
         if m:
-            return f"{m.group(1)} ({m.group(2)})"
+            chain = [loc.removeprefix("./") for loc in m.group(2).split()]
+            outside = next((loc for loc in chain if not loc.startswith("include/")), None)
+            place = chain[0] + (f", inlined in {outside}"
+                                if outside is not None and outside != chain[0] else "")
+            return f"{m.group(1)} ({place})"
     return None
 
 
