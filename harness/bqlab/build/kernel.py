@@ -479,7 +479,9 @@ def _build_driver_only(spec: KernelSpec, out: Path) -> None:
     for item in base.iterdir():
         if item.name in ("manifest.json", "build.log"):
             continue
-        if item.is_dir():
+        if item.name == DEBUG_DIR:  # tens of MB, never written to: shared
+            shutil.copytree(item, out / item.name, copy_function=os.link)
+        elif item.is_dir():
             shutil.copytree(item, out / item.name, symlinks=True)
         else:
             shutil.copy2(item, out / item.name)
@@ -499,7 +501,9 @@ def _build_driver_only(spec: KernelSpec, out: Path) -> None:
         ko = module_dir / "bqnic.ko"
         run_logged("installing the module", ["strip", "--strip-debug", "-o",
                                              str(installed[0]), str(ko)], log)
-        shutil.copy2(ko, out / DEBUG_DIR / "modules" / ko.name)
+        debug_ko = out / DEBUG_DIR / "modules" / ko.name
+        debug_ko.unlink(missing_ok=True)  # a link to the base's: never write through it
+        shutil.copy2(ko, debug_ko)
 
 
 def build(spec: KernelSpec, force: bool = False) -> Path:
