@@ -105,7 +105,7 @@ def xdp_cycles(state: RunState, step: dict) -> Outcome:
     counts = cpumap_counts(trace) if traced else None
     if counts is not None:
         details["cpumap"] = counts
-        summary += (f"; cpumap: {counts['processed']} frames enqueued, {counts['drops']} "
+        summary += (f"; cpumap: {counts['processed']} frames redirected, {counts['drops']} "
                     "dropped by a full queue")
     return ok, summary, details
 
