@@ -46,19 +46,22 @@ def test_a_kernel_built_without_the_material_decodes_nothing(tmp_path: Path) -> 
     assert decode.decode(DECODED, tmp_path) is None
 
 
-def test_a_failing_script_decodes_nothing(tmp_path: Path) -> None:
-    debug = tmp_path / DEBUG_DIR
+def fake_kernel(kernel_art: Path, basepath: str, script: str) -> Path:
+    """A kernel artifact whose decode_stacktrace.sh is `script`."""
+    debug = kernel_art / DEBUG_DIR
     debug.mkdir()
-    (debug / "basepath").write_text("/nowhere\n")
-    (debug / "decode_stacktrace.sh").write_text("echo 'ERROR! vmlinux' >&2; exit 2\n")
+    (debug / "basepath").write_text(basepath + "\n")
+    (debug / "decode_stacktrace.sh").write_text(script)
+    return debug
+
+
+def test_a_failing_script_decodes_nothing(tmp_path: Path) -> None:
+    fake_kernel(tmp_path, "/nowhere", "echo 'ERROR! vmlinux' >&2; exit 2\n")
     assert decode.decode(DECODED, tmp_path) is None
 
 
 def test_the_script_gets_vmlinux_basepath_and_modules(tmp_path: Path) -> None:
-    debug = tmp_path / DEBUG_DIR
-    debug.mkdir()
-    (debug / "basepath").write_text("/tree/src\n")
-    (debug / "decode_stacktrace.sh").write_text('echo "$@"; cat\n')
+    debug = fake_kernel(tmp_path, "/tree/src", 'echo "$@"; cat\n')
     got = decode.decode("RIP: 0010:x+0x1/0x2\n", tmp_path)
     assert got is not None
     args, rest = got.text.split("\n", 1)
