@@ -476,6 +476,8 @@ def _collect_debug(src: Path, out: Path) -> None:
 def _build_driver_only(spec: KernelSpec, out: Path) -> None:
     base = build(base_spec(spec))
     src = source_tree(spec).resolve()
+    if not (src / "Module.symvers").is_file():  # the artifact outlived its tree
+        base = build(base_spec(spec), force=True)
     for item in base.iterdir():
         if item.name in ("manifest.json", "build.log"):
             continue
