@@ -478,6 +478,7 @@ def _build_driver_only(spec: KernelSpec, out: Path) -> None:
     src = source_tree(spec).resolve()
     if not (src / "Module.symvers").is_file():  # the artifact outlived its tree
         base = build(base_spec(spec), force=True)
+        src = source_tree(spec).resolve()
     for item in base.iterdir():
         if item.name in ("manifest.json", "build.log"):
             continue
