@@ -141,32 +141,32 @@ struct bqnic_bq {
 
 /* Written by the queue's NAPI poll and its refill work (NAPI disabled) */
 struct bqnic_rx_stats {
-	u64 packets;
-	u64 bytes;
-	u64 alloc_fail;
-	u64 refill_work_starts;	/* NAPI off, allocating */
-	u64 refill_work_runs;	/* done allocating */
-	u64 sbq_empty;
-	u64 lbq_empty;
-	u64 csum_ok;
-	u64 xdp_drop;
-	u64 xdp_tx;
-	u64 xdp_redirect;
-	u64 dropped;
+	u64_stats_t packets;
+	u64_stats_t bytes;
+	u64_stats_t alloc_fail;
+	u64_stats_t refill_work_starts;	/* NAPI off, allocating */
+	u64_stats_t refill_work_runs;	/* done allocating */
+	u64_stats_t sbq_empty;
+	u64_stats_t lbq_empty;
+	u64_stats_t csum_ok;
+	u64_stats_t xdp_drop;
+	u64_stats_t xdp_tx;
+	u64_stats_t xdp_redirect;
+	u64_stats_t dropped;
 	struct u64_stats_sync syncp;
 };
 
 /* Written by the tx completion, in the queue's NAPI poll */
 struct bqnic_tx_stats {
-	u64 packets;
-	u64 bytes;
+	u64_stats_t packets;
+	u64_stats_t bytes;
 	struct u64_stats_sync syncp;
 };
 
 /* Written by ndo_start_xmit, under the tx queue's xmit lock */
 struct bqnic_xmit_stats {
-	u64 busy;
-	u64 dropped;
+	u64_stats_t busy;
+	u64_stats_t dropped;
 	struct u64_stats_sync syncp;
 };
 

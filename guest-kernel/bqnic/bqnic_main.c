@@ -144,7 +144,7 @@ static void bqnic_bq_doorbell(struct bqnic_qp *qp, struct bqnic_bq *bq)
 static void bqnic_count_alloc_fail(struct bqnic_qp *qp, u32 n)
 {
 	u64_stats_update_begin(&qp->stats->rx.syncp);
-	qp->stats->rx.alloc_fail += n;
+	u64_stats_add(&qp->stats->rx.alloc_fail, n);
 	u64_stats_update_end(&qp->stats->rx.syncp);
 }
 
@@ -204,11 +204,11 @@ static void bqnic_refill_work(struct work_struct *work)
 	napi_disable(&qp->napi);
 	/* NAPI is off: the work is the only writer of the rx stats now. */
 	u64_stats_update_begin(&qp->stats->rx.syncp);
-	qp->stats->rx.refill_work_starts++;
+	u64_stats_inc(&qp->stats->rx.refill_work_starts);
 	u64_stats_update_end(&qp->stats->rx.syncp);
 	ok = bqnic_refill(qp, GFP_KERNEL);
 	u64_stats_update_begin(&qp->stats->rx.syncp);
-	qp->stats->rx.refill_work_runs++;
+	u64_stats_inc(&qp->stats->rx.refill_work_runs);
 	u64_stats_update_end(&qp->stats->rx.syncp);
 	napi_enable(&qp->napi);
 
@@ -293,8 +293,8 @@ static int bqnic_tx_clean(struct bqnic_qp *qp, int budget)
 
 	if (pkts) {
 		u64_stats_update_begin(&qp->stats->tx.syncp);
-		qp->stats->tx.packets += pkts;
-		qp->stats->tx.bytes += bytes;
+		u64_stats_add(&qp->stats->tx.packets, pkts);
+		u64_stats_add(&qp->stats->tx.bytes, bytes);
 		u64_stats_update_end(&qp->stats->tx.syncp);
 		netdev_tx_completed_queue(txq, pkts, bytes);
 	}
@@ -348,7 +348,7 @@ static netdev_tx_t bqnic_start_xmit(struct sk_buff *skb,
 		netif_tx_stop_queue(txq);
 		spin_unlock(&qp->tx_lock);
 		u64_stats_update_begin(&qp->stats->xmit.syncp);
-		qp->stats->xmit.busy++;
+		u64_stats_inc(&qp->stats->xmit.busy);
 		u64_stats_update_end(&qp->stats->xmit.syncp);
 		return NETDEV_TX_BUSY;
 	}
@@ -400,7 +400,7 @@ unlock_drop:
 drop:
 	dev_kfree_skb_any(skb);
 	u64_stats_update_begin(&qp->stats->xmit.syncp);
-	qp->stats->xmit.dropped++;
+	u64_stats_inc(&qp->stats->xmit.dropped);
 	u64_stats_update_end(&qp->stats->xmit.syncp);
 	return NETDEV_TX_OK;
 }
@@ -505,14 +505,14 @@ static enum bqnic_xdp_verdict bqnic_run_xdp(struct bqnic_qp *qp,
 			return BQNIC_XDP_CONSUMED;
 		}
 		u64_stats_update_begin(&qp->stats->rx.syncp);
-		qp->stats->rx.xdp_tx++;
+		u64_stats_inc(&qp->stats->rx.xdp_tx);
 		u64_stats_update_end(&qp->stats->rx.syncp);
 		return BQNIC_XDP_CONSUMED;
 	case XDP_REDIRECT:
 		if (xdp_do_redirect(ndev, xdp, prog))
 			goto drop;
 		u64_stats_update_begin(&qp->stats->rx.syncp);
-		qp->stats->rx.xdp_redirect++;
+		u64_stats_inc(&qp->stats->rx.xdp_redirect);
 		u64_stats_update_end(&qp->stats->rx.syncp);
 		return BQNIC_XDP_REDIRECTED;
 	default:
@@ -527,7 +527,7 @@ static enum bqnic_xdp_verdict bqnic_run_xdp(struct bqnic_qp *qp,
 drop:
 	page_pool_recycle_direct(qp->pool, page);
 	u64_stats_update_begin(&qp->stats->rx.syncp);
-	qp->stats->rx.xdp_drop++;
+	u64_stats_inc(&qp->stats->rx.xdp_drop);
 	u64_stats_update_end(&qp->stats->rx.syncp);
 	return BQNIC_XDP_CONSUMED;
 }
@@ -628,10 +628,10 @@ static bool bqnic_rx_one(struct bqnic_qp *qp, const struct bqnic_cqe *cqe,
 	skb_record_rx_queue(skb, qp->qid);
 
 	u64_stats_update_begin(&qp->stats->rx.syncp);
-	qp->stats->rx.packets++;
-	qp->stats->rx.bytes += len;
+	u64_stats_inc(&qp->stats->rx.packets);
+	u64_stats_add(&qp->stats->rx.bytes, len);
 	if (skb->ip_summed == CHECKSUM_UNNECESSARY)
-		qp->stats->rx.csum_ok++;
+		u64_stats_inc(&qp->stats->rx.csum_ok);
 	u64_stats_update_end(&qp->stats->rx.syncp);
 	napi_gro_receive(&qp->napi, skb);
 	return false;
@@ -649,7 +649,7 @@ drop_rest:
 	}
 	/* Per queue: NAPI polls of other queues run on other CPUs. */
 	u64_stats_update_begin(&qp->stats->rx.syncp);
-	qp->stats->rx.dropped++;
+	u64_stats_inc(&qp->stats->rx.dropped);
 	u64_stats_update_end(&qp->stats->rx.syncp);
 	return false;
 }
@@ -688,9 +688,9 @@ static int bqnic_poll(struct napi_struct *napi, int budget)
 		    !bqnic_bq_outstanding(&qp->lbq)) {
 			u64_stats_update_begin(&qp->stats->rx.syncp);
 			if (!bqnic_bq_outstanding(&qp->sbq))
-				qp->stats->rx.sbq_empty++;
+				u64_stats_inc(&qp->stats->rx.sbq_empty);
 			if (!bqnic_bq_outstanding(&qp->lbq))
-				qp->stats->rx.lbq_empty++;
+				u64_stats_inc(&qp->stats->rx.lbq_empty);
 			u64_stats_update_end(&qp->stats->rx.syncp);
 		}
 		/*
@@ -756,7 +756,8 @@ static irqreturn_t bqnic_misc_irq(int irq, void *data)
 	if (cause & BQNIC_MISC_LINK && netif_running(priv->ndev))
 		bqnic_update_link(priv);
 	if (cause & BQNIC_MISC_DMA_ERR) {
-		priv->dma_errors++;
+		/* the only writer; ethtool -S reads it locklessly */
+		WRITE_ONCE(priv->dma_errors, priv->dma_errors + 1);
 		netdev_err(priv->ndev, "device DMA error: a queue is stopped until reset\n");
 	}
 	return cause ? IRQ_HANDLED : IRQ_NONE;
@@ -1287,18 +1288,18 @@ static void bqnic_get_stats64(struct net_device *ndev,
 
 		do {
 			start = u64_stats_fetch_begin(&qs->rx.syncp);
-			rx_p = qs->rx.packets;
-			rx_b = qs->rx.bytes;
-			rx_d = qs->rx.dropped;
+			rx_p = u64_stats_read(&qs->rx.packets);
+			rx_b = u64_stats_read(&qs->rx.bytes);
+			rx_d = u64_stats_read(&qs->rx.dropped);
 		} while (u64_stats_fetch_retry(&qs->rx.syncp, start));
 		do {
 			start = u64_stats_fetch_begin(&qs->tx.syncp);
-			tx_p = qs->tx.packets;
-			tx_b = qs->tx.bytes;
+			tx_p = u64_stats_read(&qs->tx.packets);
+			tx_b = u64_stats_read(&qs->tx.bytes);
 		} while (u64_stats_fetch_retry(&qs->tx.syncp, start));
 		do {
 			start = u64_stats_fetch_begin(&qs->xmit.syncp);
-			tx_d = qs->xmit.dropped;
+			tx_d = u64_stats_read(&qs->xmit.dropped);
 		} while (u64_stats_fetch_retry(&qs->xmit.syncp, start));
 		stats->rx_packets += rx_p;
 		stats->rx_bytes += rx_b;
@@ -1332,10 +1333,10 @@ static void bqnic_get_queue_stats_rx(struct net_device *ndev, int idx,
 
 	do {
 		start = u64_stats_fetch_begin(&rs->syncp);
-		stats->packets = rs->packets;
-		stats->bytes = rs->bytes;
-		stats->alloc_fail = rs->alloc_fail;
-		stats->csum_unnecessary = rs->csum_ok;
+		stats->packets = u64_stats_read(&rs->packets);
+		stats->bytes = u64_stats_read(&rs->bytes);
+		stats->alloc_fail = u64_stats_read(&rs->alloc_fail);
+		stats->csum_unnecessary = u64_stats_read(&rs->csum_ok);
 	} while (u64_stats_fetch_retry(&rs->syncp, start));
 	stats->hw_drops = bqnic_rd(priv, BQNIC_Q(idx, BQNIC_Q_DROP_NO_SBQ)) +
 			  bqnic_rd(priv, BQNIC_Q(idx, BQNIC_Q_DROP_NO_LBQ)) +
@@ -1351,8 +1352,8 @@ static void bqnic_get_queue_stats_tx(struct net_device *ndev, int idx,
 
 	do {
 		start = u64_stats_fetch_begin(&ts->syncp);
-		stats->packets = ts->packets;
-		stats->bytes = ts->bytes;
+		stats->packets = u64_stats_read(&ts->packets);
+		stats->bytes = u64_stats_read(&ts->bytes);
 	} while (u64_stats_fetch_retry(&ts->syncp, start));
 }
 
@@ -1453,27 +1454,27 @@ static void bqnic_get_ethtool_stats(struct net_device *ndev,
 
 		do {
 			start = u64_stats_fetch_begin(&rs->syncp);
-			data[0] = rs->packets;
-			data[1] = rs->bytes;
-			data[2] = rs->alloc_fail;
-			data[3] = rs->refill_work_runs;
-			data[4] = rs->sbq_empty;
-			data[5] = rs->lbq_empty;
-			data[6] = rs->xdp_drop;
-			data[7] = rs->xdp_tx;
-			data[8] = rs->xdp_redirect;
-			data[15] = rs->dropped;
-			data[17] = rs->refill_work_starts;
+			data[0] = u64_stats_read(&rs->packets);
+			data[1] = u64_stats_read(&rs->bytes);
+			data[2] = u64_stats_read(&rs->alloc_fail);
+			data[3] = u64_stats_read(&rs->refill_work_runs);
+			data[4] = u64_stats_read(&rs->sbq_empty);
+			data[5] = u64_stats_read(&rs->lbq_empty);
+			data[6] = u64_stats_read(&rs->xdp_drop);
+			data[7] = u64_stats_read(&rs->xdp_tx);
+			data[8] = u64_stats_read(&rs->xdp_redirect);
+			data[15] = u64_stats_read(&rs->dropped);
+			data[17] = u64_stats_read(&rs->refill_work_starts);
 		} while (u64_stats_fetch_retry(&rs->syncp, start));
 		do {
 			start = u64_stats_fetch_begin(&ts->syncp);
-			data[9] = ts->packets;
-			data[10] = ts->bytes;
+			data[9] = u64_stats_read(&ts->packets);
+			data[10] = u64_stats_read(&ts->bytes);
 		} while (u64_stats_fetch_retry(&ts->syncp, start));
 		do {
 			start = u64_stats_fetch_begin(&xs->syncp);
-			data[11] = xs->busy;
-			data[16] = xs->dropped;
+			data[11] = u64_stats_read(&xs->busy);
+			data[16] = u64_stats_read(&xs->dropped);
 		} while (u64_stats_fetch_retry(&xs->syncp, start));
 		/* The device's own counts of frames it dropped for lack of room */
 		data[12] = bqnic_rd(priv, BQNIC_Q(q, BQNIC_Q_DROP_NO_SBQ));
@@ -1484,7 +1485,7 @@ static void bqnic_get_ethtool_stats(struct net_device *ndev,
 		if (priv->qps && q < priv->num_queues)
 			page_pool_get_stats(priv->qps[q].pool, &pp_stats);
 	}
-	*data++ = priv->dma_errors;
+	*data++ = READ_ONCE(priv->dma_errors);
 	page_pool_ethtool_stats_get(data, &pp_stats);
 }
 

@@ -50,3 +50,13 @@ def test_prefixes_without_timestamps_or_with_log_levels() -> None:
     assert classify("[    3.1] [  T123] BUG: sleeping function called from invalid context") \
         == "bug"
     assert classify("some user said BUG: in a log line") is None
+
+
+def test_a_kcsan_report_is_one_data_race_finding_up_to_its_closing_rule() -> None:
+    findings = scan_file(DATA / "kcsan-race.log")
+    assert [f.kind for f in findings] == ["data-race"]
+    race = findings[0]
+    assert race.line == "BUG: KCSAN: data-race in bqnic_poll [bqnic] / bqnic_poll [bqnic]"
+    assert "value changed" in race.excerpt
+    assert race.excerpt.splitlines()[-1].endswith("=" * 66)
+    assert "refill deferred" not in race.excerpt

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from bqlab.build.kernel import config_mismatches, wanted_options
+from bqlab.build.kernel import OPTIONAL_MARK, config_mismatches, wanted_options
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,3 +37,15 @@ def test_our_fragment_asks_for_the_debug_features() -> None:
     assert wanted["CONFIG_NET_PKTGEN"] in ("y", "m")
     # the JIT's live-patched XDP dispatcher trips over multi-threaded TCG (see the fragment)
     assert wanted["CONFIG_BPF_JIT"] == "n"
+
+
+def test_an_optional_fragment_is_merged_but_not_insisted_on(tmp_path: Path) -> None:
+    """KCSAN excludes KASAN: a user's KASAN fragment must win over ours, not fail the build."""
+    ours = tmp_path / "kcsan.config"
+    ours.write_text(f"# why\n{OPTIONAL_MARK}\nCONFIG_KCSAN=y\n")
+    theirs = tmp_path / "kasan.config"
+    theirs.write_text("CONFIG_KASAN=y\n")
+    assert wanted_options([ours, theirs]) == {"CONFIG_KASAN": "y"}
+    kcsan = REPO / "guest-kernel/config/kcsan.config"
+    assert OPTIONAL_MARK in kcsan.read_text().splitlines()
+    assert "CONFIG_KCSAN=y" in kcsan.read_text().splitlines()

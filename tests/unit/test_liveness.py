@@ -63,6 +63,7 @@ def test_dut_that_never_booted_or_whose_qemu_exited_is_not_judged_here(
 
 class FakeTopo:
     accel, accel_reason = "tcg,thread=multi", "KVM not used: test"
+    configs: list = []
 
     def __init__(self, console: Path):
         self.console = console

@@ -36,7 +36,8 @@ def errors_of(path: str, overrides: tuple[str, ...] = ()) -> list[str]:
 def test_good_file_and_defaults(tmp_path: Path) -> None:
     sc = scenario.load(write(tmp_path, GOOD))
     assert sc.vms["dut"] == {"nic": "e1000e", "cpus": 2, "memory": 512, "queues": 2,
-                             "driver_params": {}, "silent": False, "balloon": False}
+                             "driver_params": {}, "silent": False, "balloon": False,
+                             "kcsan": False}
     assert not sc.watched  # no verdict asks for the watchdog
     assert sc.vms["peer"]["nic"] == "virtio-net-pci"
     assert sc.steps[0] == {"kind": "ping", "line": 6, "where": f"{sc.source}:6",
@@ -197,6 +198,10 @@ def test_model_limits_are_bad_input(tmp_path: Path) -> None:
     errs = errors_of(write(tmp_path, text.replace("virtio-net-pci", "e1000e")))
     assert any(":10: steps[2].xdp_cycles: e1000e (e1000e) has no XDP" in e for e in errs)
     assert not any("reload" in e or "driver_params" in e for e in errs), errs
+    # only bqnic's driver has a KCSAN twin
+    errs = errors_of(write(tmp_path, text.replace("driver_params: {x: 1}", "kcsan: true")))
+    assert any("vms.dut.kcsan: bqlab builds a KCSAN twin of bqnic's driver only, not of "
+               "virtio_net" in e for e in errs), errs
 
 
 def test_bad_port_range_and_pressure_method(tmp_path: Path) -> None:

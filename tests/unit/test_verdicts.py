@@ -1,4 +1,4 @@
-"""The stall and teardown verdicts on recorded counter series."""
+"""The stall, teardown and data-race verdicts on recorded counters and reports."""
 
 from bqlab.judge.verdicts import (
     INCONCLUSIVE,
@@ -9,6 +9,8 @@ from bqlab.judge.verdicts import (
     QueueSample,
     TeardownEvent,
     counter_delta,
+    data_race_verdict,
+    kcsan_counters,
     rx_stall_verdict,
     teardown_verdict,
 )
@@ -252,3 +254,59 @@ def test_a_queue_reset_within_the_fault_window_passes() -> None:
     v = rx_stall_verdict({0: _stopped_series(2.0, 2.9)}, pressure_end=3.0,
                          windows=[(2.0, 3.0)])
     assert v.verdict == PASS, v.reason
+
+
+KCSAN_DEBUGFS = """enabled: 1
+used_watchpoints: 0
+setup_watchpoints: 5120
+data_races: 0
+assert_failures: 0
+no_capacity: 0
+report_races: 0
+races_unknown_origin: 0
+unencodable_accesses: 0
+encoding_false_positives: 0
+
+blacklisted functions: <none>
+"""
+
+
+def test_kcsan_counters_parse_the_debugfs_file() -> None:
+    counters = kcsan_counters(KCSAN_DEBUGFS)
+    assert counters["enabled"] == 1
+    assert counters["setup_watchpoints"] == 5120
+    assert "blacklisted functions" not in counters
+
+
+def test_a_kcsan_report_fails_the_data_race_verdict() -> None:
+    before = {"enabled": 1, "setup_watchpoints": 10, "data_races": 0}
+    after = {"enabled": 1, "setup_watchpoints": 9000, "data_races": 2}
+    v = data_race_verdict(["BUG: KCSAN: data-race in bqnic_poll / bqnic_poll",
+                           "BUG: KCSAN: data-race in bqnic_get_stats64 / bqnic_poll"],
+                          before, after)
+    assert v.verdict == "FAIL"
+    assert v.reason == "KCSAN: data-race in bqnic_poll / bqnic_poll (and 1 more)"
+
+
+def test_races_kcsan_counted_but_did_not_print_still_fail() -> None:
+    v = data_race_verdict([], {"enabled": 1, "data_races": 1, "setup_watchpoints": 5},
+                          {"enabled": 1, "data_races": 3, "setup_watchpoints": 900})
+    assert v.verdict == "FAIL" and "2 data race" in v.reason
+
+
+def test_no_watchpoint_or_kcsan_off_is_no_pass() -> None:
+    """A PASS must mean KCSAN watched the driver run, not that nothing was looked at."""
+    idle = data_race_verdict([], {"enabled": 1, "setup_watchpoints": 40},
+                             {"enabled": 1, "setup_watchpoints": 40})
+    assert idle.verdict == "FAIL" and "no watchpoint" in idle.reason
+    off = data_race_verdict([], {"enabled": 1, "setup_watchpoints": 40},
+                            {"enabled": 0, "setup_watchpoints": 900})
+    assert off.verdict == "FAIL" and "off" in off.reason
+    unread = data_race_verdict([], {}, {})
+    assert unread.verdict == "FAIL"
+
+
+def test_watched_and_quiet_passes() -> None:
+    v = data_race_verdict([], {"enabled": 1, "setup_watchpoints": 40},
+                          {"enabled": 1, "setup_watchpoints": 8040})
+    assert v.verdict == "PASS" and "8000" in v.reason

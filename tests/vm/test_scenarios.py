@@ -74,6 +74,12 @@ def test_positive_scenario_passes(name: str, built, bqlab_env: dict[str, str],
         [fault] = [s for s in report["steps"] if "dma_fault" in s["summary"]]
         assert fault["details"]["landed"] > 0, fault["summary"]
         assert _verdict(report, "mmio")["busy_intervals"] > 0
+        # KCSAN watched the driver while both queues dropped frames
+        race = _verdict(report, "data-race")
+        assert race["kcsan_after"]["setup_watchpoints"] > \
+            race["kcsan_before"]["setup_watchpoints"]
+        [storm] = [s for s in report["steps"] if "bqnic_build_skb" in s["summary"]]
+        assert storm["ok"], storm["summary"]
     if name == "xdp-cpumap-churn":
         # what the scenario is about: the 8-frame cpumap queue overflowed
         drops = [s["details"]["cpumap"]["drops"] for s in report["steps"]

@@ -14,15 +14,17 @@ from ..paths import repo_root
 from ..progress import run_logged
 from . import sources
 from .cachekey import file_digest, make_key, tree_digests
+from .kernel import KCSAN_DIR
 from .store import Artifact, ensure
 
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2  # 2: the KCSAN twins of the NIC driver (GUEST_KCSAN_DIR)
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 IMAGE_NAME = "rootfs.ext4"
 KEY_NAME = "id_ed25519"
 FREE_SPACE_MB = 1024
 GUEST_FILES = ("init", "fstab", "sshd_config")
+GUEST_KCSAN_DIR = "/usr/lib/bqlab/kcsan"  # the kernel artifact's KCSAN_DIR
 YNL_WRAPPER = """#!/bin/sh
 # The kernel's ynl CLI with the netdev family: ynl-netdev --dump page-pool-get
 exec python3 /usr/local/share/ynl/tools/net/ynl/cli.py --no-schema \\
@@ -117,6 +119,10 @@ def _install_guest_files(staging: Path, kernel_art: Path, out: Path) -> None:
     if modules.is_dir():
         shutil.copytree(modules, staging / "usr/lib/modules", symlinks=True,
                         dirs_exist_ok=True)
+    # Outside /usr/lib/modules, where modprobe would find two bqnic.ko.
+    twins = kernel_art / KCSAN_DIR
+    if twins.is_dir():
+        shutil.copytree(twins, staging / GUEST_KCSAN_DIR.lstrip("/"), dirs_exist_ok=True)
 
 
 def _install_ethtool(staging: Path, log: Path) -> None:

@@ -31,15 +31,23 @@ from .cachekey import file_digest, make_key, tree_digests, write_if_changed
 from .store import Artifact, ensure
 
 RECIPE_VERSION = 1  # how the tree is prepared and configured (a change rebuilds it all)
-ARTIFACT_RECIPE = 5  # what is collected from the built tree (a change only re-collects);
+ARTIFACT_RECIPE = 6  # what is collected from the built tree (a change only re-collects);
 # 3: a user patch's bqnic driver hunks are applied at every build, not undone by it
 # 4: the drivers/net selftests and every netlink spec
 # 5: modules with line info, and what decode_stacktrace.sh needs (DEBUG_DIR)
+# 6: bqnic's KCSAN twin (KCSAN_DIR)
 # The NIC drivers under test are modules (e1000e, igb, vmxnet3, bqnic): built with line
 # info, the frames of a kernel report in them decode to file:line. DWARF for all of
 # vmlinux would triple the tree and slow every build; a fragment can still ask for it.
 MODULE_CFLAGS = "CFLAGS_MODULE=-g"
 DEBUG_DIR = "debug"  # vmlinux, the unstripped modules, decode_stacktrace.sh, basepath
+# KCSAN: every kernel carries its runtime (guest-kernel/config/kcsan.config), but no file
+# of the tree is instrumented: races in the core would drown the driver's, and an
+# instrumented kernel is slow under TCG. bqnic is built twice, the second time
+# instrumented: KCSAN_DIR/bqnic.ko in the artifact (unstripped: DEBUG_DIR/KCSAN_DIR), which
+# a DUT with `kcsan: true` loads instead of the plain one.
+NO_KCSAN = "KCSAN_SANITIZE=n"
+KCSAN_DIR = "kcsan"
 # The kernel's own netlink CLI and specs, for ynl page-pool-get / qstats-get in the guest,
 # and its drivers/net selftests (bqlab selftests), laid out as in the tree: they find ynl
 # and the specs relative to themselves.
@@ -180,11 +188,19 @@ def artifact(spec: KernelSpec, fetch: bool = True) -> Artifact:
     return Artifact("kernel", make_key(inputs(spec, fetch)))
 
 
+# A fragment with this line asks without insisting (KCSAN, which KASAN excludes).
+OPTIONAL_MARK = "# bqlab: optional"
+
+
 def wanted_options(fragments: list[Path]) -> dict[str, str]:
-    """CONFIG_X -> value ('n' for '# CONFIG_X is not set') from config fragments."""
+    """CONFIG_X -> value ('n' for '# CONFIG_X is not set') from config fragments, but for
+    the optional ones."""
     wanted: dict[str, str] = {}
     for frag in fragments:
-        for line in frag.read_text().splitlines():
+        text = frag.read_text()
+        if OPTIONAL_MARK in text.splitlines():
+            continue
+        for line in text.splitlines():
             line = line.strip()
             m = re.match(r"^(CONFIG_\w+)=(.*)$", line)
             if m:
@@ -473,6 +489,43 @@ def _collect_debug(src: Path, out: Path) -> None:
     (debug / "basepath").write_text(str(src.resolve()) + "\n")
 
 
+def has_kcsan(src: Path) -> bool:
+    return "CONFIG_KCSAN=y" in (src / ".config").read_text().splitlines()
+
+
+def _build_module(spec: KernelSpec, src: Path, log: Path, kcsan: bool) -> bytes:
+    """bqnic.ko (unstripped) built alone against src's kernel, from the driver with the
+    spec's patches applied; instrumented by KCSAN if kcsan."""
+    with tempfile.TemporaryDirectory(prefix="bqnic-module-") as tmp:
+        _install_driver(Path(tmp), spec.all_patches(), log, driver_dir(spec))
+        module_dir = Path(tmp) / DRIVER_IN_TREE
+        what = "with KCSAN" if kcsan else "alone (the patches touch only the driver)"
+        # file names in the line info as in the tree: drivers/net/ethernet/bqnic/...
+        run_logged(f"building the bqnic module {what}",
+                   ["make", f"-j{os.cpu_count() or 2}", f"M={module_dir}",
+                    f"{MODULE_CFLAGS} -fdebug-prefix-map={tmp}/={src}/",
+                    "KCSAN_SANITIZE=y" if kcsan else NO_KCSAN, "modules"],
+                   log, cwd=src)
+        return (module_dir / "bqnic.ko").read_bytes()
+
+
+def _install_module(ko: bytes, stripped: Path, unstripped: Path, log: Path) -> None:
+    for dest in (stripped, unstripped):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.unlink(missing_ok=True)  # may be a link to the base's: never write through it
+    unstripped.write_bytes(ko)
+    run_logged("installing the module", ["strip", "--strip-debug", "-o", str(stripped),
+                                         str(unstripped)], log)
+
+
+def _build_kcsan_twin(spec: KernelSpec, src: Path, out: Path, log: Path) -> None:
+    (out / KCSAN_DIR).mkdir()
+    if not has_kcsan(src):  # a fragment of yours turned it off (KASAN): no twin
+        return
+    _install_module(_build_module(spec, src, log, kcsan=True), out / KCSAN_DIR / "bqnic.ko",
+                    out / DEBUG_DIR / KCSAN_DIR / "bqnic.ko", log)
+
+
 def _build_driver_only(spec: KernelSpec, out: Path) -> None:
     base = build(base_spec(spec))
     src = source_tree(spec).resolve()
@@ -493,20 +546,11 @@ def _build_driver_only(spec: KernelSpec, out: Path) -> None:
                                             + "/bqnic.ko"))
     if len(installed) != 1:
         raise InfraError(f"the base kernel {base} has no bqnic.ko to replace")
-    with tempfile.TemporaryDirectory(prefix="bqnic-module-") as tmp:
-        _install_driver(Path(tmp), spec.all_patches(), log, driver_dir(spec))
-        module_dir = Path(tmp) / DRIVER_IN_TREE
-        # file names in the line info as in the tree: drivers/net/ethernet/bqnic/...
-        run_logged("building the bqnic module alone (the patches touch only the driver)",
-                   ["make", f"-j{os.cpu_count() or 2}", f"M={module_dir}",
-                    f"{MODULE_CFLAGS} -fdebug-prefix-map={tmp}/={src}/", "modules"],
-                   log, cwd=src)
-        ko = module_dir / "bqnic.ko"
-        run_logged("installing the module", ["strip", "--strip-debug", "-o",
-                                             str(installed[0]), str(ko)], log)
-        debug_ko = out / DEBUG_DIR / "modules" / ko.name
-        debug_ko.unlink(missing_ok=True)  # a link to the base's: never write through it
-        shutil.copy2(ko, debug_ko)
+    _install_module(_build_module(spec, src, log, kcsan=False), installed[0],
+                    out / DEBUG_DIR / "modules" / "bqnic.ko", log)
+    shutil.rmtree(out / KCSAN_DIR, ignore_errors=True)  # the base's
+    shutil.rmtree(out / DEBUG_DIR / KCSAN_DIR, ignore_errors=True)
+    _build_kcsan_twin(spec, src, out, log)
 
 
 def build(spec: KernelSpec, force: bool = False) -> Path:
@@ -524,7 +568,8 @@ def build(spec: KernelSpec, force: bool = False) -> Path:
         jobs = str(os.cpu_count() or 2)
         log = tree / "build.log"
         run_logged("building the kernel (~6 min on 2 cores cold)",
-                   ["make", f"-j{jobs}", MODULE_CFLAGS, "bzImage", "modules"], log, cwd=src)
+                   ["make", f"-j{jobs}", MODULE_CFLAGS, NO_KCSAN, "bzImage", "modules"], log,
+                   cwd=src)
         run_logged("installing modules",
                    ["make", f"INSTALL_MOD_PATH={out / 'modules'}", "INSTALL_MOD_STRIP=1",
                     "modules_install"], log, cwd=src)
@@ -532,6 +577,7 @@ def build(spec: KernelSpec, force: bool = False) -> Path:
                           ("System.map", "System.map")):
             shutil.copy2(src / rel, out / name)
         _collect_debug(src, out)
+        _build_kcsan_twin(spec, src, out, log)
         for pattern in YNL_FILES:
             for f in src.glob(pattern):
                 dest = out / "ynl" / f.relative_to(src)

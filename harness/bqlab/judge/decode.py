@@ -8,7 +8,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..build.kernel import DEBUG_DIR
+from ..build.kernel import DEBUG_DIR, KCSAN_DIR
+
+MODULES = "modules"  # under DEBUG_DIR: the modules as installed
+KCSAN_MODULES = KCSAN_DIR  # the KCSAN twins, for a DUT that ran one
 
 # "bqnic_poll (drivers/net/ethernet/bqnic/bqnic_main.c:812)": a frame decode placed; with
 # inlining, the chain innermost first: "bqnic_poll (./include/linux/skbuff.h:2485
@@ -46,7 +49,8 @@ def where(decoded: str) -> str | None:
     return None
 
 
-def decode(excerpt: str, kernel_art: Path, timeout: float = 60) -> Decoded | None:
+def decode(excerpt: str, kernel_art: Path, modules: str = MODULES,
+           timeout: float = 60) -> Decoded | None:
     """None when the kernel artifact has no decoding material (built before bqlab kept
     it) or the script failed; a report is never lost for want of decoding."""
     debug = kernel_art / DEBUG_DIR
@@ -55,7 +59,7 @@ def decode(excerpt: str, kernel_art: Path, timeout: float = 60) -> Decoded | Non
     basepath = (debug / "basepath").read_text().strip()
     try:
         res = subprocess.run(["bash", str(debug / "decode_stacktrace.sh"),
-                              str(debug / "vmlinux"), basepath, str(debug / "modules")],
+                              str(debug / "vmlinux"), basepath, str(debug / modules)],
                              input=excerpt, capture_output=True, text=True,
                              timeout=timeout, check=False)
     except (OSError, subprocess.TimeoutExpired):

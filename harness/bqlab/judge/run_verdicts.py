@@ -11,6 +11,8 @@ from .verdicts import (
     LEAK,
     PASS,
     StallVerdict,
+    data_race_verdict,
+    kcsan_counters,
     mmio_verdict,
     rx_stall_verdict,
     teardown_verdict,
@@ -18,11 +20,28 @@ from .verdicts import (
 
 FAIL = "FAIL"
 DMA_ERROR_COUNT = "/sys/kernel/debug/dma-api/error_count"
+KCSAN_DEBUGFS = "/sys/kernel/debug/kcsan"
 
 
 def dma_api_errors(state: RunState) -> int | None:
     res = state.topo["dut"].run(f"cat {DMA_ERROR_COUNT}", timeout=20)
     return int(res.stdout) if res.ok and res.stdout.strip().isdigit() else None
+
+
+def kcsan_state(state: RunState) -> dict[str, int]:
+    """KCSAN's counters on the DUT; empty when it cannot be read."""
+    res = state.topo["dut"].run(f"cat {KCSAN_DEBUGFS}", timeout=20)
+    return kcsan_counters(res.stdout) if res.ok else {}
+
+
+def judge_data_race(state: RunState, before: dict[str, int]) -> dict[str, Any]:
+    """The DUT ran its NIC driver's KCSAN twin: its console must hold no KCSAN report, and
+    KCSAN must have watched (vm `kcsan: true`)."""
+    after = kcsan_state(state)
+    reports = [f.line for f in state.topo["dut"].console_findings() if f.kind == "data-race"]
+    v = data_race_verdict(reports, before, after)
+    return {"name": "data-race", "verdict": v.verdict, "reason": v.reason,
+            "kcsan_before": before, "kcsan_after": after}
 
 
 def judge_rx_stall(state: RunState, threshold: float) -> dict[str, Any]:

@@ -359,3 +359,45 @@ def mmio_verdict(intervals: list[tuple[int, int]],
                            f"hot path (limit {limit} per interrupt; completions should "
                            "come from memory)", reads, irqs, len(judged))
     return MmioVerdict(PASS, f"{where} (limit {limit})", reads, irqs, len(judged))
+
+
+@dataclass(frozen=True)
+class DataRaceVerdict:
+    verdict: str
+    reason: str
+
+
+def kcsan_counters(text: str) -> dict[str, int]:
+    """/sys/kernel/debug/kcsan: "enabled: 1", then "setup_watchpoints: 123" and the like."""
+    counters = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition(":")
+        if sep and value.strip().lstrip("-").isdigit():
+            counters[name.strip()] = int(value)
+    return counters
+
+
+def data_race_verdict(reports: list[str], before: dict[str, int],
+                      after: dict[str, int]) -> DataRaceVerdict:
+    """reports: the DUT's KCSAN report titles ("BUG: KCSAN: data-race in f / g"), first
+    first; before/after: KCSAN's counters around the steps. A PASS needs KCSAN to have
+    watched: without a watchpoint set up in the run, nothing was checked."""
+    def delta(name: str) -> int:
+        return after.get(name, 0) - before.get(name, 0)
+
+    watched = delta("setup_watchpoints")
+    races = delta("data_races") + delta("assert_failures")
+    if reports:
+        more = f" (and {len(reports) - 1} more)" if len(reports) > 1 else ""
+        return DataRaceVerdict("FAIL", reports[0].removeprefix("BUG: ") + more)
+    if races > 0:  # rate-limited off the console (KCSAN_REPORT_ONCE_IN_MS)
+        return DataRaceVerdict("FAIL", f"KCSAN counted {races} data race(s); its reports "
+                               "did not reach the console")
+    if after.get("enabled") != 1:
+        return DataRaceVerdict("FAIL", "KCSAN was off at the end of the run: nothing "
+                               "was checked")
+    if watched <= 0:
+        return DataRaceVerdict("FAIL", "KCSAN set up no watchpoint during the steps: the "
+                               "instrumented driver did not run, nothing was checked")
+    return DataRaceVerdict(PASS, f"no data race in {watched} KCSAN watchpoints set up "
+                           "in the instrumented driver")

@@ -14,10 +14,12 @@ from ..judge.ledger import RETRY_PERIOD
 from ..judge.run_verdicts import (
     dma_api_errors,
     judge_bql,
+    judge_data_race,
     judge_dma,
     judge_mmio,
     judge_rx_stall,
     judge_teardown,
+    kcsan_state,
 )
 from ..judge.watchdog import Watchdog
 from ..progress import say
@@ -71,7 +73,8 @@ def vm_configs(scenario: Scenario) -> list[VmConfig]:
     return [VmConfig(name=n, cpus=scenario.vms[n]["cpus"], memory_mb=scenario.vms[n]["memory"],
                      nic=scenario.vms[n]["nic"], queues=scenario.vms[n]["queues"],
                      driver_params=scenario.vms[n]["driver_params"],
-                     silent=scenario.vms[n]["silent"], balloon=scenario.vms[n]["balloon"])
+                     silent=scenario.vms[n]["silent"], balloon=scenario.vms[n]["balloon"],
+                     kcsan=scenario.vms[n]["kcsan"])
             for n in names]
 
 
@@ -146,6 +149,7 @@ def _run_steps(scenario: Scenario, topo: Topology, rep: RunReport,
             f"(guest{' and device' if state.watchdog.device_enabled else ''})")
     try:
         dma_before = dma_api_errors(state) if scenario.watched else None
+        kcsan_before = kcsan_state(state) if _dut_kcsan(topo) else None
         for i, step in enumerate(scenario.steps):
             if snapshot_on_fail:
                 _maybe_snapshot(state, rep, step["kind"])
@@ -172,11 +176,20 @@ def _run_steps(scenario: Scenario, topo: Topology, rep: RunReport,
         state.wind_down()
         if scenario.watched:
             _judge(scenario, state, rep, dma_before)
+        if kcsan_before is not None:
+            rep.verdicts.append(judge_data_race(state, kcsan_before))
+            say(f"  verdict data-race: {rep.verdicts[-1]['verdict']}: "
+                f"{rep.verdicts[-1]['reason']}")
     finally:
         if state.watchdog is not None:
             state.watchdog.stop()
             state.watchdog.save(rep.artifacts / "watch.jsonl")
             rep.timeline = state.timeline()
+
+
+def _dut_kcsan(topo: Topology) -> bool:
+    """The DUT runs its NIC driver's KCSAN twin."""
+    return any(c.name == "dut" and c.kcsan for c in topo.configs)
 
 
 def _judge(scenario: Scenario, state: RunState, rep: RunReport,
@@ -224,13 +237,14 @@ def _drop_judged_pool_stalls(rep: RunReport) -> None:
         rep.findings.pop("dut", None)
 
 
-def _decode_first_report(rep: RunReport, kernel_art: Path) -> None:
+def _decode_first_report(rep: RunReport, kernel_art: Path, kcsan: bool) -> None:
     """The DUT's first kernel report, through the tree's decode_stacktrace.sh: the first
     report is the cause, the later ones mostly its consequences."""
     findings = rep.findings.get("dut") or []
     if not findings:
         return
-    got = decode.decode(findings[0]["excerpt"], kernel_art)
+    got = decode.decode(findings[0]["excerpt"], kernel_art,
+                        decode.KCSAN_MODULES if kcsan else decode.MODULES)
     if got is None:
         return
     findings[0]["where"] = got.where
@@ -244,7 +258,7 @@ def _finish(rep: RunReport, topo: Topology, start: float) -> None:
     rep.accelerator_reason = rep.accelerator_reason or topo.accel_reason
     rep.findings = {vm: [f.as_dict() for f in fs] for vm, fs in topo.findings().items() if fs}
     _drop_judged_pool_stalls(rep)
-    _decode_first_report(rep, topo.built.bzimage.parent)
+    _decode_first_report(rep, topo.built.bzimage.parent, _dut_kcsan(topo))
     if rep.death is not None:
         rep.verdicts.append(rep.death.as_verdict(rep.findings.get(rep.death.vm, [])))
     crashed = any(f["kind"] in CRASH_KINDS for fs in rep.findings.values() for f in fs)

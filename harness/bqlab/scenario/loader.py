@@ -48,6 +48,9 @@ VM_SPEC = Struct({
     "silent": Field(Scalar(bool), default=False,
                     help="no IPv6, static ARP: sends nothing unasked on the test link"),
     "balloon": Field(Scalar(bool), default=False, help="add a virtio-balloon device"),
+    "kcsan": Field(Scalar(bool), default=False,
+                   help="load the NIC driver's KCSAN-instrumented twin (bqnic): the "
+                        "data-race verdict"),
 })
 
 
@@ -198,6 +201,9 @@ STEPS = {
 EXPECT_KEYS = {"rx-stall": ("STALL", "PASS", "INCONCLUSIVE"),
                "teardown": ("LEAK", "PASS", "INCONCLUSIVE"),
                "dma": ("FAIL", "PASS"),
+               "bql": ("FAIL", "PASS"),
+               "mmio": ("FAIL", "PASS"),
+               "data-race": ("FAIL", "PASS"),
                "dut-alive": ("FAIL",),
                "run": ("PASS", "FAIL", "INCONCLUSIVE")}
 EXPECTABLE = tuple(sorted({v for vs in EXPECT_KEYS.values() for v in vs}))
@@ -467,6 +473,10 @@ def _check_references(data: dict[str, Any], path: Path) -> None:
             if "redirect_cpu" in step["actions"] and dut["cpus"] < 2:
                 problem(step, i, "redirect_cpu needs a DUT with at least 2 cpus")
     for name, vm in vms.items():
+        if vm["kcsan"] and not nics.model(vm["nic"]).kcsan:
+            issues.append(Issue(f"{path}:1", f"vms.{name}.kcsan",
+                                "bqlab builds a KCSAN twin of bqnic's driver only, "
+                                f"not of {nics.model(vm['nic']).driver}"))
         if vm["driver_params"] and not nics.model(vm["nic"]).module:
             issues.append(Issue(f"{path}:1", f"vms.{name}.driver_params",
                                 f"{nics.model(vm['nic']).driver} is built in: it takes no "

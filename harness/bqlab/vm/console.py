@@ -14,6 +14,8 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("oops", re.compile(r"^Oops: |^general protection fault|^BUG: unable to handle"
                         r"|^BUG: kernel NULL pointer dereference")),
     ("soft-lockup", re.compile(r"^watchdog: BUG: soft lockup")),
+    # KCSAN's reports (the NIC driver's KCSAN twin): judged by the data-race verdict.
+    ("data-race", re.compile(r"^BUG: KCSAN: ")),
     ("bug", re.compile(r"^kernel BUG at |^BUG: ")),
     ("warning", re.compile(r"^WARNING: (?:CPU: \d+ PID: \d+ at |possible |suspicious RCU)")),
     ("hung-task", re.compile(r"^INFO: task .+ blocked for more than \d+ seconds")),
@@ -30,6 +32,7 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
 # An excerpt runs until the report's end marker or this many lines.
 EXCERPT_LINES = 40
 _END = re.compile(r"---\[ end (?:trace|Kernel panic)")
+_RULE = re.compile(r"={60,}")  # KCSAN's (and KASAN's) reports end with one
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ def scan(text: str) -> list[Finding]:
             continue
         end = i + 1
         while end < len(lines) and end - i < EXCERPT_LINES:
-            if _END.search(lines[end]):
+            if _END.search(lines[end]) or _RULE.fullmatch(strip_prefix(lines[end])):
                 end += 1
                 break
             # A new report starts: stop this excerpt before it. The "Oops:" line that

@@ -64,6 +64,7 @@ class VmConfig:
     driver_params: dict[str, object] = field(default_factory=dict)  # module parameters
     balloon: bool = False  # a virtio-balloon the harness inflates over QMP
     silent: bool = False  # sends nothing unasked on the test link (see Topology)
+    kcsan: bool = False  # its NIC driver is the KCSAN twin (build/kernel.py)
     index: int = 0  # distinguishes MACs between VMs
     link: Link | None = None
     extra_args: list[str] = field(default_factory=list)

@@ -46,6 +46,7 @@ class NicModel:
     xdp: bool = True
     note: str = ""  # what a report should say about this model's evidence
     dma_faults: bool = False  # the model fails DMA on request (pressure dma_fault)
+    kcsan: bool = False  # bqlab builds a KCSAN twin of its driver (build/kernel.py)
 
     def device_arg(self, mac: str, queues: int) -> str:
         arg = f"{self.name},netdev=link,id={TESTNIC_ID},mac={mac}"
@@ -58,7 +59,7 @@ MODELS: dict[str, NicModel] = {m.name: m for m in (
     NicModel("bqnic", driver="bqnic", module=True, page_pool=True, pools_in_netlink=True,
              rx_alloc_function="bqnic_alloc_rx_page", evidence=EVIDENCE_BQNIC,
              drops_when_empty=True, queue_property="queues", device_props="",
-             dma_faults=True),
+             dma_faults=True, kcsan=True),
     NicModel("virtio-net-pci", driver="virtio_net", module=False, page_pool=False,
              pools_in_netlink=False, rx_alloc_function=None, evidence=EVIDENCE_VIRTQUEUE,
              drops_when_empty=False,

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..build.artifacts import BuiltArtifacts
-from ..errors import InfraError
+from ..build.image import GUEST_KCSAN_DIR
+from ..build.kernel import KCSAN_DIR
+from ..errors import BadInput, InfraError
 from ..progress import say
 from . import accel, nics
 from .console import Finding
@@ -101,6 +103,12 @@ class Topology:
         return self.vms[name]
 
     def boot(self) -> None:
+        for c in self.configs:
+            twin = self.built.bzimage.parent / KCSAN_DIR / f"{nics.model(c.nic).driver}.ko"
+            if c.kcsan and not twin.is_file():
+                raise BadInput(f"vms.{c.name}.kcsan: this kernel has no KCSAN twin of "
+                               f"{twin.stem} (CONFIG_KCSAN is off: does a config fragment "
+                               "of yours enable KASAN?)")
         if self.restore_accel:
             # A CPU's state moves only between QEMUs on the same accelerator.
             self.accel, self.accel_reason = self.restore_accel, "the snapshot's"
@@ -150,6 +158,8 @@ class Topology:
         if model.module:
             params = " ".join(f"{k}={_param(v)}" for k, v in vm.config.driver_params.items())
             modprobe = f"modprobe {model.driver} {params}; "
+            if vm.config.kcsan:  # the twin, outside modprobe's tree; it needs no module
+                modprobe = f"insmod {GUEST_KCSAN_DIR}/{model.driver}.ko {params}; "
         script = (
             f"set -e; {modprobe}dev=$(for d in /sys/class/net/*; do "
             f"if [ \"$(cat $d/address)\" = {mac} ]; then echo ${{d##*/}}; fi; done); "
