@@ -533,10 +533,11 @@ def _build_driver_only(spec: KernelSpec, out: Path) -> None:
         base = build(base_spec(spec), force=True)
         src = source_tree(spec).resolve()
     for item in base.iterdir():
-        if item.name in ("manifest.json", "build.log"):
+        if item.name in ("manifest.json", "build.log", KCSAN_DIR):  # the twin: built anew
             continue
         if item.name == DEBUG_DIR:  # tens of MB, never written to: shared
-            shutil.copytree(item, out / item.name, copy_function=os.link)
+            shutil.copytree(item, out / item.name, copy_function=os.link,
+                            ignore=shutil.ignore_patterns(KCSAN_DIR))
         elif item.is_dir():
             shutil.copytree(item, out / item.name, symlinks=True)
         else:
@@ -548,8 +549,6 @@ def _build_driver_only(spec: KernelSpec, out: Path) -> None:
         raise InfraError(f"the base kernel {base} has no bqnic.ko to replace")
     _install_module(_build_module(spec, src, log, kcsan=False), installed[0],
                     out / DEBUG_DIR / "modules" / "bqnic.ko", log)
-    shutil.rmtree(out / KCSAN_DIR, ignore_errors=True)  # the base's
-    shutil.rmtree(out / DEBUG_DIR / KCSAN_DIR, ignore_errors=True)
     _build_kcsan_twin(spec, src, out, log)
 
 
