@@ -12,7 +12,8 @@ from .errors import BadInput, BqlabError, ExitCode
 def _kernel_spec(args: argparse.Namespace):
     from .build.kernel import KernelSpec
 
-    return KernelSpec.from_env(args.kernel_tree, args.kernel_patch, args.kernel_config)
+    return KernelSpec.from_env(args.kernel_tree, args.kernel_patch, args.kernel_config,
+                               args.kernel, args.kernel_build)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -180,12 +181,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
         raise BadInput("nothing to validate: give the patches under test (--kernel-patch "
                        "FILE, repeatable) or the tree to compare with (--after-tree DIR)")
     scenarios = [scenario.load(name, args.set or []) for name in args.scenarios]
-    before = KernelSpec.from_env(args.kernel_tree, args.base_patch, args.kernel_config)
+    before = KernelSpec.from_env(args.kernel_tree, args.base_patch, args.kernel_config,
+                                 args.kernel)
     after = KernelSpec(Path(args.after_tree).expanduser().resolve() if args.after_tree
                        else before.tree,
                        before.patches + tuple(Path(p).resolve()
                                               for p in args.kernel_patch or []),
-                       before.fragments)
+                       before.fragments, debian=before.debian)
     after.validate()
     hostdeps.require("run")
     say("validate: the base kernel (before)")
@@ -247,7 +249,7 @@ def cmd_bisect(args: argparse.Namespace) -> int:
         if not bisect.has_file(repo, bad, f"{rel.as_posix()}/bqnic_main.c"):
             raise BadInput(f"--driver-path {rel}: no bqnic_main.c there at {args.bad}")
     hostdeps.require("run")
-    base = KernelSpec.from_env(None, args.kernel_patch, args.kernel_config)
+    base = KernelSpec.from_env(None, args.kernel_patch, args.kernel_config, args.kernel)
     steps: list[bisect.Step] = []
     where = cache_root() / "bisect" / make_key({"repo": str(repo)})
     with bisect.Worktree(repo, where) as wt:
@@ -258,7 +260,8 @@ def cmd_bisect(args: argparse.Namespace) -> int:
             say(f"bisect: {commit[:12]} {subject}")
             spec = KernelSpec(wt.path if args.kernel_tree else None, base.patches,
                               base.fragments,
-                              wt.path / args.driver_path if args.driver_tree else None)
+                              wt.path / args.driver_path if args.driver_tree else None,
+                              debian=base.debian)
             try:
                 built = resolve(spec, build_missing=True)
             except InfraError as e:  # the commit does not build: git bisect skip
@@ -525,10 +528,20 @@ def cmd_driver_patch(args: argparse.Namespace) -> int:
     return ExitCode.PASS
 
 
+KERNEL_HELP = ("Debian's linux-source to build: " +
+               ", ".join(f"debian:{n}" for n in ("6.12", "6.1", "7.2", "7.3")) +
+               " (default debian:6.12; also BQLAB_KERNEL)")
+
+
 def _add_kernel_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("guest kernel (also BQLAB_KERNEL_TREE/_PATCHES/_CONFIG)")
+    g = p.add_argument_group("guest kernel (also BQLAB_KERNEL, BQLAB_KERNEL_TREE/_BUILD/"
+                             "_PATCHES/_CONFIG)")
+    g.add_argument("--kernel", metavar="NAME", help=KERNEL_HELP)
     g.add_argument("--kernel-tree", metavar="DIR",
-                   help="build this Linux tree instead of Debian's linux-source-6.12")
+                   help="build this Linux tree (what git tracks and does not ignore)")
+    g.add_argument("--kernel-build", metavar="DIR",
+                   help="use this already built kernel (an O= directory or a tree built in "
+                        "place): bqnic is built against it, nothing else")
     g.add_argument("--kernel-patch", metavar="FILE", action="append",
                    help="apply this patch (repeatable, applied in order)")
     g.add_argument("--kernel-config", metavar="FILE", action="append",
@@ -600,9 +613,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compare with this Linux tree instead of base + --kernel-patch")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override an option in every scenario")
-    g = p.add_argument_group("guest kernel (the base; also BQLAB_KERNEL_TREE/_CONFIG)")
+    g = p.add_argument_group("guest kernel (the base; also BQLAB_KERNEL, "
+                             "BQLAB_KERNEL_TREE/_CONFIG)")
+    g.add_argument("--kernel", metavar="NAME", help=KERNEL_HELP)
     g.add_argument("--kernel-tree", metavar="DIR",
-                   help="the base: this Linux tree instead of Debian's linux-source-6.12")
+                   help="the base: this Linux tree instead of Debian's linux-source")
     g.add_argument("--kernel-patch", metavar="FILE", action="append",
                    help="the change under test: applied after the base's patches, on the "
                         "'after' side only (repeatable)")
@@ -626,6 +641,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="runs per step; a commit is good only if all pass (default: "
                         "%(default)s)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE")
+    p.add_argument("--kernel", metavar="NAME",
+                   help="with --driver-tree: the kernel the driver is built for; "
+                   + KERNEL_HELP)
     p.add_argument("--kernel-patch", metavar="FILE", action="append",
                    help="apply this patch at every step (repeatable)")
     p.add_argument("--kernel-config", metavar="FILE", action="append",

@@ -86,7 +86,7 @@ def test_keys_are_the_ones_the_build_uses(env: dict[str, str],
     """Computed in-process the way kernel.build() does once the .deb is there."""
     for k in ("BQLAB_ROOT", "BQLAB_CACHE"):
         monkeypatch.setenv(k, env[k])
-    monkeypatch.setattr(sources, "linux_source_deb", lambda: Path("/cached.deb"))
+    monkeypatch.setattr(sources, "linux_source_deb", lambda kernel=None: Path("/cached.deb"))
     monkeypatch.setattr(sources, "linux_source_version", lambda deb: VERSION)
     assert build_keys(env)["kernel"] == kernel.artifact(KernelSpec()).key
 

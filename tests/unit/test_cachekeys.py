@@ -19,7 +19,7 @@ def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             (tmp_path / d).mkdir()
     monkeypatch.setenv("BQLAB_ROOT", str(tmp_path))
     monkeypatch.setenv("BQLAB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(sources, "linux_source_deb", lambda: Path("/nonexistent.deb"))
+    monkeypatch.setattr(sources, "linux_source_deb", lambda kernel=None: Path("/nonexistent.deb"))
     monkeypatch.setattr(sources, "linux_source_version", lambda deb: "6.12.117-1~deb12u1")
     return tmp_path
 

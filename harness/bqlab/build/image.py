@@ -12,12 +12,12 @@ from pathlib import Path
 from .. import hostdeps
 from ..paths import repo_root
 from ..progress import run_logged
-from . import sources
+from . import kernel_features, sources
 from .cachekey import file_digest, make_key, tree_digests
 from .kernel import KCSAN_DIR
 from .store import Artifact, ensure
 
-RECIPE_VERSION = 2  # 2: the KCSAN twins of the NIC driver (GUEST_KCSAN_DIR)
+RECIPE_VERSION = 3  # 2: the KCSAN twins of the NIC driver (GUEST_KCSAN_DIR); 3: GUEST_YNL
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 IMAGE_NAME = "rootfs.ext4"
@@ -25,10 +25,14 @@ KEY_NAME = "id_ed25519"
 FREE_SPACE_MB = 1024
 GUEST_FILES = ("init", "fstab", "sshd_config")
 GUEST_KCSAN_DIR = "/usr/lib/bqlab/kcsan"  # the kernel artifact's KCSAN_DIR
-YNL_WRAPPER = """#!/bin/sh
+GUEST_YNL_TREE = "/usr/local/share/ynl"  # the kernel's files, laid out as in its tree
+# ynl's cli.py and lib/, wherever this kernel keeps them (kernel_features.ynl_dir): a
+# symlink, so bqlab-watch and the wrapper below need not know the kernel's layout.
+GUEST_YNL = "/usr/local/lib/bqlab/ynl"
+YNL_WRAPPER = f"""#!/bin/sh
 # The kernel's ynl CLI with the netdev family: ynl-netdev --dump page-pool-get
-exec python3 /usr/local/share/ynl/tools/net/ynl/cli.py --no-schema \\
-    --spec /usr/local/share/ynl/Documentation/netlink/specs/netdev.yaml "$@"
+exec python3 {GUEST_YNL}/cli.py --no-schema \\
+    --spec {GUEST_YNL_TREE}/{kernel_features.NETDEV_SPEC} "$@"
 """
 
 
@@ -103,8 +107,12 @@ def _install_guest_files(staging: Path, kernel_art: Path, out: Path) -> None:
     (ssh_dir / "authorized_keys").chmod(0o600)
 
     ynl = kernel_art / "ynl"
-    if ynl.is_dir():
-        shutil.copytree(ynl, staging / "usr/local/share/ynl", dirs_exist_ok=True)
+    ynl_rel = kernel_features.read(kernel_art).get("ynl")
+    if ynl.is_dir() and ynl_rel:
+        shutil.copytree(ynl, staging / GUEST_YNL_TREE.lstrip("/"), dirs_exist_ok=True)
+        link = staging / GUEST_YNL.lstrip("/")
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(f"{GUEST_YNL_TREE}/{ynl_rel}")
         wrapper = staging / "usr/local/bin/ynl-netdev"
         wrapper.write_text(YNL_WRAPPER)
         wrapper.chmod(0o755)

@@ -1,7 +1,8 @@
-"""Build the debug guest kernel: Debian's linux-source-6.12 (or your tree) + patches + config.
+"""Build the debug guest kernel: Debian's linux-source-X.Y (or your tree) + patches + config.
 
 Inputs (all enter the cache key):
-  source   Debian's linux-source-6.12 .deb (default) or a path to your own kernel tree
+  source   one of Debian's linux-source .debs (--kernel debian:6.12, the default, 6.1, 7.2,
+           7.3) or your own kernel tree, copied as git sees it (copy_user_tree)
   patches  guest-kernel/patches/series (its debian-source-only fixes only on Debian's
            source), then your patch files, applied in order (patch -p1)
   config   tinyconfig + guest-kernel/config/*.config (sorted) + your fragments, merged
@@ -26,16 +27,17 @@ from .. import hostdeps
 from ..errors import BadInput, InfraError
 from ..paths import cache_root, repo_root
 from ..progress import run_logged, say
-from . import sources
+from . import kernel_features, prebuilt, sources
 from .cachekey import file_digest, make_key, tree_digests, write_if_changed
 from .store import Artifact, ensure
 
 RECIPE_VERSION = 1  # how the tree is prepared and configured (a change rebuilds it all)
-ARTIFACT_RECIPE = 6  # what is collected from the built tree (a change only re-collects);
+ARTIFACT_RECIPE = 7  # what is collected from the built tree (a change only re-collects);
 # 3: a user patch's bqnic driver hunks are applied at every build, not undone by it
 # 4: the drivers/net selftests and every netlink spec
 # 5: modules with line info, and what decode_stacktrace.sh needs (DEBUG_DIR)
 # 6: bqnic's KCSAN twin (KCSAN_DIR)
+# 7: features.json (kernel_features) and ynl's 6.14+ layout (tools/net/ynl/pyynl)
 # The NIC drivers under test are modules (e1000e, igb, vmxnet3, bqnic): built with line
 # info, the frames of a kernel report in them decode to file:line. DWARF for all of
 # vmlinux would triple the tree and slow every build; a fragment can still ask for it.
@@ -51,14 +53,14 @@ KCSAN_DIR = "kcsan"
 # The kernel's own netlink CLI and specs, for ynl page-pool-get / qstats-get in the guest,
 # and its drivers/net selftests (bqlab selftests), laid out as in the tree: they find ynl
 # and the specs relative to themselves.
-YNL_FILES = ("tools/net/ynl/cli.py", "tools/net/ynl/lib/*.py",
+YNL_FILES = ("tools/net/ynl/cli.py", "tools/net/ynl/lib/*.py",  # before 6.14
+             "tools/net/ynl/pyynl/*.py", "tools/net/ynl/pyynl/lib/*.py",
              "Documentation/netlink/*.yaml", "Documentation/netlink/specs/*.yaml",
              "tools/testing/selftests/drivers/net/*.py",
              "tools/testing/selftests/drivers/net/hw/*.py",
              "tools/testing/selftests/drivers/net/lib/py/*.py",
              "tools/testing/selftests/drivers/net/hw/lib/py/*.py",
              "tools/testing/selftests/net/lib/py/*.py")
-DEBIAN_TOPDIR = "linux-source-6.12"
 
 
 def kernel_dir() -> Path:
@@ -79,30 +81,52 @@ class KernelSpec:
     patches: tuple[Path, ...] = field(default_factory=tuple)
     fragments: tuple[Path, ...] = field(default_factory=tuple)
     driver: Path | None = None  # bqnic's sources, if not guest-kernel/bqnic (bqlab bisect)
+    debian: str = sources.DEFAULT_KERNEL  # which linux-source, when there is no tree
+    prebuilt: Path | None = None  # a kernel the user built (--kernel-build: prebuilt.py)
 
     @classmethod
     def from_env(cls, tree: str | None = None, patches: list[str] | None = None,
-                 fragments: list[str] | None = None) -> "KernelSpec":
+                 fragments: list[str] | None = None, kernel: str | None = None,
+                 build_dir: str | None = None) -> "KernelSpec":
         tree_s = tree or os.environ.get("BQLAB_KERNEL_TREE")
+        build_s = build_dir or os.environ.get("BQLAB_KERNEL_BUILD")
         patch_list = [Path(p).resolve() for p in patches or []] or \
             _split_paths(os.environ.get("BQLAB_KERNEL_PATCHES"))
         frag_list = [Path(p).resolve() for p in fragments or []] or \
             _split_paths(os.environ.get("BQLAB_KERNEL_CONFIG"))
+        name = kernel or os.environ.get("BQLAB_KERNEL") or sources.DEFAULT_KERNEL
         spec = cls(Path(tree_s).expanduser().resolve() if tree_s else None,
-                   tuple(patch_list), tuple(frag_list))
+                   tuple(patch_list), tuple(frag_list),
+                   debian=sources.debian_kernel(name).name,
+                   prebuilt=Path(build_s).expanduser().resolve() if build_s else None)
         spec.validate()
         return spec
 
+    @property
+    def debian_kernel(self) -> sources.DebianKernel:
+        return sources.debian_kernel(self.debian)
+
     def validate(self) -> None:
+        sources.debian_kernel(self.debian)
         if self.tree is not None and not (self.tree / "Makefile").is_file():
             raise BadInput(f"kernel tree {self.tree}: no Makefile there (expected a Linux tree)")
         for p in (*self.patches, *self.fragments):
             if not p.is_file():
                 raise BadInput(f"{p}: no such file")
+        if self.prebuilt is not None:
+            if self.tree is not None:
+                raise BadInput("--kernel-build and --kernel-tree: give one (a tree is built "
+                               "by bqlab, a build directory is used as it is)")
+            prebuilt.check_dir(self.prebuilt)
+            for p in self.patches:
+                if patch_sections(p.read_text(), driver=False).strip():
+                    raise BadInput(f"{p}: patches more than the bqnic driver, but "
+                                   f"--kernel-build {self.prebuilt} is used as built; "
+                                   "apply it to your tree and rebuild, or use --kernel-tree")
 
     def all_patches(self) -> list[Path]:
         ours = [patch for patch, debian_only in series_entries()
-                if not debian_only or self.tree is None]
+                if not debian_only or (self.tree is None and self.prebuilt is None)]
         return ours + list(self.patches)
 
     def all_fragments(self) -> list[Path]:
@@ -155,9 +179,11 @@ def _user_tree_id(tree: Path) -> dict:
 
 def tree_inputs(spec: KernelSpec, fetch: bool = True) -> dict:
     """fetch=False: never download the source .deb (see sources.linux_source_key_version)."""
-    if spec.tree is None:
-        source = {"debian": sources.LINUX_SOURCE_PACKAGE,
-                  "version": sources.linux_source_key_version(fetch)}
+    if spec.prebuilt is not None:
+        source = {"prebuilt": prebuilt.identity(spec.prebuilt)}
+    elif spec.tree is None:
+        source = {"debian": spec.debian_kernel.package,
+                  "version": sources.linux_source_key_version(fetch, spec.debian_kernel)}
     else:
         source = {"tree": _user_tree_id(spec.tree)}
     return {
@@ -229,21 +255,58 @@ def config_mismatches(wanted: dict[str, str], config_text: str) -> list[str]:
 
 def _prepare_source(spec: KernelSpec, dest: Path, log: Path) -> Path:
     if spec.tree is None:
-        deb = sources.linux_source_deb()
+        kernel = spec.debian_kernel
+        deb = sources.linux_source_deb(kernel)
         run_logged(
-            "extracting linux-source-6.12",
+            f"extracting {kernel.package}",
             ["sh", "-c", f"dpkg-deb --fsys-tarfile '{deb}' | "
-             f"tar -xO ./usr/src/{DEBIAN_TOPDIR}.tar.xz | tar -xJ -C '{dest}'"], log)
-        return dest / DEBIAN_TOPDIR
-    # Copy the user's tree without its VCS data and build products, so we never write
-    # into it and a stale .config there cannot leak in.
+             f"tar -xO ./usr/src/{kernel.topdir}.tar.xz | tar -xJ -C '{dest}'"], log)
+        return dest / kernel.topdir
     src = dest / "linux"
     src.mkdir()
-    run_logged(
-        f"copying kernel tree {spec.tree}",
-        ["sh", "-c", f"tar -C '{spec.tree}' --exclude-vcs --exclude-vcs-ignores -cf - . | "
-         f"tar -C '{src}' -xf -"], log)
+    copy_user_tree(spec.tree, src, log)
     return src
+
+
+# Build products of a tree built in place without git (with git, git's own ignore rules
+# leave them out): never copied, and `make mrproper` then removes what these miss.
+# (Only names no source file has: vmlinux.lds.S is a source, vmlinux is not.)
+BUILD_PRODUCTS = ("*.o", "*.ko", "*.a", "*.mod", "*.mod.c", ".*.cmd", ".tmp_*", "*.dwo")
+
+
+def git_files(tree: Path) -> list[str] | None:
+    """What git would put in a commit of tree: tracked files plus untracked ones it does
+    not ignore, by git's own rules (negations such as the kernel's
+    !kernel/time/timeconst.bc included, which tar's --exclude-vcs-ignores gets wrong).
+    None when tree is not a git work tree."""
+    res = subprocess.run(["git", "-C", str(tree), "ls-files", "-z", "--cached", "--others",
+                          "--exclude-standard"], capture_output=True, check=False)
+    if res.returncode != 0:
+        return None
+    names = sorted({n for n in res.stdout.decode("utf-8", "surrogateescape").split("\0") if n})
+    # a tracked file deleted in the work tree is not there to copy
+    return [n for n in names if os.path.lexists(tree / n)]
+
+
+def copy_user_tree(tree: Path, dest: Path, log: Path) -> None:
+    """Copy the user's tree without VCS data and build products, so we never write into
+    it and a stale .config there cannot leak in."""
+    files = git_files(tree)
+    if files is not None:
+        listing = dest.parent / ".files"
+        listing.write_bytes("".join(f"{n}\0" for n in files).encode("utf-8",
+                                                                     "surrogateescape"))
+        run_logged(f"copying kernel tree {tree} ({len(files)} files, as git lists them)",
+                   ["sh", "-c", f"tar -C '{tree}' --null --no-recursion -T '{listing}' -cf - | "
+                    f"tar -C '{dest}' -xf -"], log)
+        listing.unlink()
+        return
+    excludes = " ".join(f"--exclude='{p}'" for p in BUILD_PRODUCTS)
+    run_logged(f"copying kernel tree {tree} (no git: all but build products)",
+               ["sh", "-c", f"tar -C '{tree}' --exclude-vcs {excludes} -cf - . | "
+                f"tar -C '{dest}' -xf -"], log)
+    run_logged("make mrproper (the copy's own build state)", ["make", "-s", "mrproper"],
+               log, cwd=dest)
 
 
 def tree_dir(spec: KernelSpec) -> Path:
@@ -257,7 +320,7 @@ def _seed_from_base(spec: KernelSpec, tree: Path, log: Path) -> Path | None:
     patches touch (a driver patch: that module, in seconds) instead of everything."""
     if not spec.patches:
         return None
-    base = tree_dir(KernelSpec(spec.tree, (), spec.fragments))
+    base = tree_dir(base_spec(spec))
     if not (base / ".configured").exists() or not (base / "src").exists():
         return None
     src_name = (base / "src").resolve().name
@@ -456,7 +519,8 @@ def driver_only(spec: KernelSpec) -> bool:
     """Debian's source with another bqnic driver (bisect --driver-tree) or patches of your
     own that touch nothing but the driver's C files: the kernel is the one built without
     them, and only the module is built again."""
-    if spec.tree is not None or not (spec.patches or spec.driver is not None):
+    if spec.tree is not None or spec.prebuilt is not None or \
+            not (spec.patches or spec.driver is not None):
         return False
     for patch in spec.patches:
         text = patch.read_text()
@@ -468,22 +532,25 @@ def driver_only(spec: KernelSpec) -> bool:
 
 
 def base_spec(spec: KernelSpec) -> KernelSpec:
-    return KernelSpec(spec.tree, (), spec.fragments)
+    return KernelSpec(spec.tree, (), spec.fragments, debian=spec.debian,
+                      prebuilt=spec.prebuilt)
 
 
 def source_tree(spec: KernelSpec) -> Path:
     """The built tree behind spec's kernel (a driver-only spec: the one without its patches)."""
+    if spec.prebuilt is not None:
+        return prebuilt.source_of(spec.prebuilt)
     return tree_dir(base_spec(spec) if driver_only(spec) else spec) / "src"
 
 
-def _collect_debug(src: Path, out: Path) -> None:
+def _collect_debug(src: Path, obj: Path, out: Path) -> None:
     """What scripts/decode_stacktrace.sh needs to name file:line in a report."""
     debug = out / DEBUG_DIR
-    (debug / "modules").mkdir(parents=True)
-    shutil.copy2(src / "vmlinux", debug / "vmlinux")
+    (debug / "modules").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(obj / "vmlinux", debug / "vmlinux")
     shutil.copy2(src / "scripts/decode_stacktrace.sh", debug / "decode_stacktrace.sh")
-    for line in (src / "modules.order").read_text().split():
-        ko = src / (line.removesuffix(".o") + ".ko")
+    for line in (obj / "modules.order").read_text().split():
+        ko = obj / (line.removesuffix(".o") + ".ko")
         if ko.is_file():
             shutil.copy2(ko, debug / "modules" / ko.name)
     (debug / "basepath").write_text(str(src.resolve()) + "\n")
@@ -502,7 +569,7 @@ def _build_module(spec: KernelSpec, src: Path, log: Path, kcsan: bool) -> bytes:
         what = "with KCSAN" if kcsan else "alone (the patches touch only the driver)"
         # file names in the line info as in the tree: drivers/net/ethernet/bqnic/...
         run_logged(f"building the bqnic module {what}",
-                   ["make", f"-j{os.cpu_count() or 2}", f"M={module_dir}",
+                   ["make", f"-j{os.cpu_count() or 2}", f"M={module_dir}", "CONFIG_BQNIC=m",
                     f"{MODULE_CFLAGS} -fdebug-prefix-map={tmp}/={src}/",
                     "KCSAN_SANITIZE=y" if kcsan else NO_KCSAN, "modules"],
                    log, cwd=src)
@@ -552,6 +619,28 @@ def _build_driver_only(spec: KernelSpec, out: Path) -> None:
     _build_kcsan_twin(spec, src, out, log)
 
 
+def _build_on_prebuilt(spec: KernelSpec, out: Path) -> None:
+    obj = spec.prebuilt
+    assert obj is not None
+    prebuilt.require_built(obj)
+    src = prebuilt.source_of(obj)
+    log = out / "build.log"
+    fragments = spec.all_fragments()
+    gaps = prebuilt.report_gaps(obj, fragments, wanted_options(fragments))
+    (out / "config-gaps.txt").write_text("".join(f"{g}\n" for g in gaps))
+    version = (obj / "include/config/kernel.release").read_text().strip()
+    modules = prebuilt.install_modules(obj, version, out / "modules", log)
+    collect(src, obj, out)
+    # src for the line info's file names, obj to build against (make -C obj M=...)
+    _install_module(_build_module(spec, obj, log, kcsan=False),
+                    modules / "kernel" / DRIVER_IN_TREE / "bqnic.ko",
+                    out / DEBUG_DIR / "modules" / "bqnic.ko", log)
+    with (modules / "modules.order").open("a") as f:
+        f.write(f"kernel/{DRIVER_IN_TREE}/bqnic.ko\n")
+    _build_kcsan_twin(spec, obj, out, log)
+    prebuilt.depmod(out / "modules", version, log)
+
+
 def build(spec: KernelSpec, force: bool = False) -> Path:
     art = artifact(spec)
 
@@ -560,6 +649,11 @@ def build(spec: KernelSpec, force: bool = False) -> Path:
         if driver_only(spec):
             _build_driver_only(spec, out)
             say(f"kernel {release(out)} ready (the bqnic module built alone)")
+            return
+        if spec.prebuilt is not None:
+            _build_on_prebuilt(spec, out)
+            say(f"kernel {release(out)} ready (yours, from {spec.prebuilt}: bqnic built "
+                "against it, nothing else)")
             return
         tree = _configured_tree(spec)
         src = (tree / "src").resolve()
@@ -572,21 +666,28 @@ def build(spec: KernelSpec, force: bool = False) -> Path:
         run_logged("installing modules",
                    ["make", f"INSTALL_MOD_PATH={out / 'modules'}", "INSTALL_MOD_STRIP=1",
                     "modules_install"], log, cwd=src)
-        for name, rel in (("bzImage", "arch/x86/boot/bzImage"), ("config", ".config"),
-                          ("System.map", "System.map")):
-            shutil.copy2(src / rel, out / name)
-        _collect_debug(src, out)
+        collect(src, src, out)
         _build_kcsan_twin(spec, src, out, log)
-        for pattern in YNL_FILES:
-            for f in src.glob(pattern):
-                dest = out / "ynl" / f.relative_to(src)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(f, dest)
-        version = (src / "include/config/kernel.release").read_text().strip()
-        (out / "release").write_text(version + "\n")
-        say(f"kernel {version} ready")
+        say(f"kernel {release(out)} ready")
 
     return ensure(art, "guest kernel", inputs(spec), do_build, force=force)
+
+
+def collect(src: Path, obj: Path, out: Path) -> None:
+    """What a run needs of a built kernel, from its source tree src and its build tree obj
+    (the same directory unless it was built with O=): the modules are installed already."""
+    for name, rel in (("bzImage", "arch/x86/boot/bzImage"), ("config", ".config"),
+                      ("System.map", "System.map")):
+        shutil.copy2(obj / rel, out / name)
+    _collect_debug(src, obj, out)
+    for pattern in YNL_FILES:
+        for f in src.glob(pattern):
+            dest = out / "ynl" / f.relative_to(src)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, dest)
+    version = (obj / "include/config/kernel.release").read_text().strip()
+    (out / "release").write_text(version + "\n")
+    kernel_features.write(out, src, version, (obj / ".config").read_text())
 
 
 def release(art: Path) -> str:

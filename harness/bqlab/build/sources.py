@@ -5,18 +5,19 @@ import re
 import subprocess
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InfraError
+from ..errors import BadInput, InfraError
 from ..hostdeps import apt_update, ensure_backports_sources
-from ..paths import downloads_dir
+from ..paths import cache_root, downloads_dir
 from ..progress import run_logged, say
 
 QEMU_SOURCE = "qemu/bookworm-backports"
 QEMU_TARBALL = "qemu_10.0.2+ds.orig.tar.xz"
 QEMU_TOPDIR = "qemu-10.0.2"
-LINUX_SOURCE_PACKAGE = "linux-source-6.12"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
+ARCHIVE_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 # A current ethtool for the guest: bookworm's 6.1 has no --json for -g/-c/-x, which the
 # kernel's drivers/net selftests parse, and no backport exists. trixie's binary runs on
 # bookworm (it needs libc6 >= 2.34 and libmnl0, both there). Pinned by SHA-256.
@@ -40,25 +41,114 @@ def qemu_tarball() -> Path:
     return dest
 
 
-def cached_linux_source_deb() -> Path | None:
-    found = sorted(downloads_dir().glob(f"{LINUX_SOURCE_PACKAGE}_*_all.deb"))
+@dataclass(frozen=True)
+class DebianKernel:
+    """One of Debian's linux-source-X.Y packages. suite None: the host's own apt sources
+    (bookworm and bookworm-security); otherwise a suite fetched through bqlab's private
+    apt configuration under the cache, which never touches the host's."""
+
+    name: str
+    suite: str | None
+
+    @property
+    def package(self) -> str:
+        return f"linux-source-{self.name}"
+
+    @property
+    def topdir(self) -> str:  # the directory its tarball unpacks to
+        return f"linux-source-{self.name}"
+
+    @property
+    def spelling(self) -> str:
+        return f"debian:{self.name}"
+
+
+DEBIAN_KERNELS = {k.name: k for k in (
+    DebianKernel("6.12", None),            # bookworm-security: the default
+    DebianKernel("6.1", None),             # bookworm
+    DebianKernel("7.2", "sid"),
+    DebianKernel("7.3", "experimental"),   # release candidates
+)}
+DEFAULT_KERNEL = "6.12"
+LINUX_SOURCE_PACKAGE = DEBIAN_KERNELS[DEFAULT_KERNEL].package
+
+
+def debian_kernel(spelling: str) -> DebianKernel:
+    """'debian:7.2' (or '7.2') -> the package; anything else is bad input."""
+    name = spelling.strip().removeprefix("debian:")
+    if name not in DEBIAN_KERNELS:
+        known = ", ".join(k.spelling for k in DEBIAN_KERNELS.values())
+        raise BadInput(f"unknown kernel {spelling!r}: expected one of {known} "
+                       "(or --kernel-tree DIR / --kernel-build DIR for your own)")
+    return DEBIAN_KERNELS[name]
+
+
+PRIVATE_APT_SUITES = sorted({k.suite for k in DEBIAN_KERNELS.values() if k.suite})
+_private_apt_updated = False
+
+
+def private_apt_dir() -> Path:
+    return cache_root() / "apt"
+
+
+def private_apt_options() -> list[str]:
+    """apt options that read bqlab's own sources.list and lists, not the host's."""
+    d = private_apt_dir()
+    return ["-o", f"Dir::Etc::SourceList={d / 'sources.list'}",
+            "-o", "Dir::Etc::SourceParts=/dev/null",
+            "-o", f"Dir::State::Lists={d / 'lists'}",
+            "-o", f"Dir::Cache={d / 'cache'}",
+            "-o", "Dir::State::status=/dev/null"]
+
+
+def private_apt_update(force: bool = False) -> None:
+    """Lists of the suites the host does not have (sid, experimental), under the cache."""
+    global _private_apt_updated
+    d = private_apt_dir()
+    have_lists = any((d / "lists").glob("*_Packages*"))
+    if (_private_apt_updated or have_lists) and not force:
+        return
+    for sub in ("lists/partial", "cache/archives/partial"):
+        (d / sub).mkdir(parents=True, exist_ok=True)
+    (d / "sources.list").write_text("".join(
+        f"deb [signed-by={ARCHIVE_KEYRING}] {DEBIAN_MIRROR} {suite} main\n"
+        for suite in PRIVATE_APT_SUITES))
+    run_logged(f"apt-get update of bqlab's own lists ({', '.join(PRIVATE_APT_SUITES)})",
+               ["apt-get", *private_apt_options(), "update"], d / "update.log")
+    _private_apt_updated = True
+
+
+def _apt_options(kernel: DebianKernel) -> list[str]:
+    return private_apt_options() if kernel.suite else []
+
+
+def cached_linux_source_deb(kernel: DebianKernel | None = None) -> Path | None:
+    package = (kernel or DEBIAN_KERNELS[DEFAULT_KERNEL]).package
+    found = sorted(downloads_dir().glob(f"{package}_*_all.deb"))
     return found[-1] if found else None
 
 
-def linux_source_deb() -> Path:
-    """Debian's linux-source-6.12 .deb (newest in the archive at first fetch)."""
-    cached = cached_linux_source_deb()
+def linux_source_deb(kernel: DebianKernel | None = None) -> Path:
+    """Debian's linux-source-X.Y .deb (newest in the archive at first fetch)."""
+    kernel = kernel or DEBIAN_KERNELS[DEFAULT_KERNEL]
+    cached = cached_linux_source_deb(kernel)
     if cached is not None:
         return cached
     downloads_dir().mkdir(parents=True, exist_ok=True)
-    apt_update()
-    run_logged(f"fetching {LINUX_SOURCE_PACKAGE}",
-               ["apt-get", "download", LINUX_SOURCE_PACKAGE],
+    if kernel.suite:
+        private_apt_update()
+        # experimental's pin priority is 1: name the version, or apt picks none
+        what = f"{kernel.package}={candidate_version(kernel)}"
+    else:
+        apt_update()
+        what = kernel.package
+    run_logged(f"fetching {kernel.package}",
+               ["apt-get", *_apt_options(kernel), "download", what],
                downloads_dir() / "fetch.log", cwd=downloads_dir())
-    found = sorted(downloads_dir().glob(f"{LINUX_SOURCE_PACKAGE}_*_all.deb"))
-    if not found:
-        raise InfraError(f"apt-get download {LINUX_SOURCE_PACKAGE} produced no .deb")
-    return found[-1]
+    found = cached_linux_source_deb(kernel)
+    if found is None:
+        raise InfraError(f"apt-get download {kernel.package} produced no .deb")
+    return found
 
 
 def linux_source_version(deb: Path) -> str:
@@ -67,31 +157,36 @@ def linux_source_version(deb: Path) -> str:
     return res.stdout.strip()
 
 
-def candidate_version(package: str = LINUX_SOURCE_PACKAGE) -> str:
-    """The version `apt-get download package` would fetch."""
+def candidate_version(kernel: DebianKernel | None = None) -> str:
+    """The version `apt-get download` would fetch."""
+    kernel = kernel or DEBIAN_KERNELS[DEFAULT_KERNEL]
+    if kernel.suite:
+        private_apt_update()
     try:
-        res = subprocess.run(["apt-cache", "policy", package], capture_output=True,
-                             text=True, check=False)
+        res = subprocess.run(["apt-cache", *_apt_options(kernel), "policy", kernel.package],
+                             capture_output=True, text=True, check=False)
     except FileNotFoundError as e:
         raise InfraError("apt-cache not found: the kernel key needs Debian's "
-                         f"{package} version") from e
+                         f"{kernel.package} version") from e
     m = re.search(r"^\s*Candidate:\s*(\S+)", res.stdout, re.MULTILINE)
     if res.returncode != 0 or not m or m.group(1) == "(none)":
-        raise InfraError(f"apt knows no candidate version of {package}, so its kernel key "
-                         "cannot be computed without the .deb: run `apt-get update` first")
+        where = ("bqlab's own lists (" + str(private_apt_dir()) + ")" if kernel.suite
+                 else "the host's lists: run `apt-get update` first")
+        raise InfraError(f"apt knows no candidate version of {kernel.package} in {where}, "
+                         "so its kernel key cannot be computed without the .deb")
     return m.group(1)
 
 
-def linux_source_key_version(fetch: bool = True) -> str:
+def linux_source_key_version(fetch: bool = True, kernel: DebianKernel | None = None) -> str:
     """The linux-source version that enters the kernel key: the downloaded .deb's; with
     none yet, fetch it, or (fetch=False, for `bqlab build --keys` and doctor) apt's
     candidate, the version a fetch would bring."""
-    cached = cached_linux_source_deb()
+    cached = cached_linux_source_deb(kernel)
     if cached is not None:
         return linux_source_version(cached)
     if fetch:
-        return linux_source_version(linux_source_deb())
-    return candidate_version()
+        return linux_source_version(linux_source_deb(kernel))
+    return candidate_version(kernel)
 
 
 def pinned_deb(pool_path: str, sha256: str) -> Path:
