@@ -22,6 +22,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.keys or args.json:
         return _print_keys(args)
     what = args.what
+    if what == "driver-check":
+        return _driver_check(args)
     if args.sanitize and what != "qemu":
         raise BadInput("--sanitize goes with `bqlab build qemu`")
     if what in ("all", "qemu"):
@@ -32,6 +34,23 @@ def cmd_build(args: argparse.Namespace) -> int:
         if what in ("all", "image"):
             image.build(k, force=args.force)
     return ExitCode.PASS
+
+
+def _driver_check(args: argparse.Namespace) -> int:
+    """bqnic compiled (W=1) against each Debian kernel's prepared headers, none built."""
+    from .build import driver_check
+
+    if args.kernel_tree or args.kernel_build or args.kernel_patch:
+        raise BadInput("driver-check builds against Debian's kernels: give --kernel NAME "
+                       "or nothing (all of them)")
+    results = driver_check.check_all([args.kernel] if args.kernel else None)
+    for r in results:
+        print(f"{r.kernel:<14} {r.version:<20} "
+              f"{len(r.warnings)} warning(s)" if r.warnings else
+              f"{r.kernel:<14} {r.version:<20} clean")
+        for w in r.warnings:
+            print(f"  {w}")
+    return ExitCode.VERDICT_FAILED if any(r.warnings for r in results) else ExitCode.PASS
 
 
 def _print_keys(args: argparse.Namespace) -> int:
@@ -566,7 +585,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("build", help="build QEMU, the guest kernel and the image (cached)")
-    p.add_argument("what", nargs="?", default="all", choices=["all", "qemu", "kernel", "image"])
+    p.add_argument("what", nargs="?", default="all",
+                   choices=["all", "qemu", "kernel", "image", "driver-check"],
+                   help="driver-check: compile bqnic against each Debian kernel's headers")
     p.add_argument("--force", action="store_true", help="rebuild even if cached")
     p.add_argument("--keys", action="store_true",
                    help="print the artifacts' cache input keys (name=key), build nothing")

@@ -42,9 +42,9 @@ def test_driver_patch_survives_every_reinstall(tmp_path: Path) -> None:
     patch.write_text(other_patch() + driver_patch())
     src = tmp_path / "linux"
     for _ in range(2):  # configure, then the build's own re-install
-        kernel._install_driver(src, [patch], tmp_path / "build.log", kernel.driver_dir())
+        kernel.install_driver(src, [patch], tmp_path / "build.log", kernel.driver_dir())
         assert MARK in (src / DRIVER).read_text()
-    kernel._install_driver(src, [], tmp_path / "build.log", kernel.driver_dir())
+    kernel.install_driver(src, [], tmp_path / "build.log", kernel.driver_dir())
     assert MARK not in (src / DRIVER).read_text()
 
 

@@ -247,13 +247,13 @@ def config_mismatches(wanted: dict[str, str], config_text: str) -> list[str]:
             have[m.group(1)] = m.group(2)
     bad = []
     for opt, val in wanted.items():
-        got = have.get(opt, "n")
+        got = kernel_features.config_value(have, opt)
         if got != val:
             bad.append(f"{opt}: wanted {val}, got {got}")
     return bad
 
 
-def _prepare_source(spec: KernelSpec, dest: Path, log: Path) -> Path:
+def prepare_source(spec: KernelSpec, dest: Path, log: Path) -> Path:
     if spec.tree is None:
         kernel = spec.debian_kernel
         deb = sources.linux_source_deb(kernel)
@@ -410,28 +410,28 @@ def _configured_tree(spec: KernelSpec) -> Path:
         seeded = _seed_from_commit(spec, tree, log)
         if seeded is not None:
             # Our series is applied in the copy already: only the driver goes in again.
-            _install_driver(seeded, spec.all_patches(), log, driver_dir(spec))
-            _configure(spec, seeded, log, base_config=True)
+            install_driver(seeded, spec.all_patches(), log, driver_dir(spec))
+            configure(spec, seeded, log, base_config=True)
             (tree / "src").symlink_to(seeded.name)
             _note_source(spec, tree)
             (tree / ".configured").write_text(key)
             return tree
     if seeded is not None:
-        _install_driver(seeded, spec.all_patches(), log, driver_dir(spec))
+        install_driver(seeded, spec.all_patches(), log, driver_dir(spec))
         for patch in spec.patches:
             _apply_tree_part(patch, tree, seeded, log)
         # A patch may touch Kconfig: the same fragments, checked the same way.
-        _configure(spec, seeded, log, base_config=True)
+        configure(spec, seeded, log, base_config=True)
         (tree / "src").symlink_to(seeded.name)
         (tree / ".configured").write_text(key)
         return tree
-    src = _prepare_source(spec, tree, log)
+    src = prepare_source(spec, tree, log)
     # The hook patch sources drivers/net/ethernet/bqnic/Kconfig: it must exist before
     # any make target reads Kconfig. The patches' driver parts go in with the driver.
-    _install_driver(src, spec.all_patches(), log, driver_dir(spec))
+    install_driver(src, spec.all_patches(), log, driver_dir(spec))
     for patch in spec.all_patches():
         _apply_tree_part(patch, tree, src, log)
-    _configure(spec, src, log)
+    configure(spec, src, log)
     (tree / "src").symlink_to(src.name)
     _note_source(spec, tree)
     (tree / ".configured").write_text(key)
@@ -449,7 +449,7 @@ def _apply_tree_part(patch: Path, tree: Path, src: Path, log: Path) -> None:
                ["patch", "-p1", "--forward", "--batch", "-i", str(staged)], log, cwd=src)
 
 
-def _configure(spec: KernelSpec, src: Path, log: Path, base_config: bool = False) -> None:
+def configure(spec: KernelSpec, src: Path, log: Path, base_config: bool = False) -> None:
     """tinyconfig + the fragments; base_config: the copied tree's .config is that, so only
     olddefconfig (for what a patch changed in Kconfig). Every asked option must survive."""
     fragments = spec.all_fragments()
@@ -493,7 +493,7 @@ def patch_sections(text: str, driver: bool) -> str:
     return "".join(out)
 
 
-def _install_driver(src: Path, patches: list[Path], log: Path, driver: Path) -> None:
+def install_driver(src: Path, patches: list[Path], log: Path, driver: Path) -> None:
     """Copy guest-kernel/bqnic into the tree with the patches' driver parts applied (they
     would be lost at each build otherwise, which re-copies the driver). Unchanged files
     keep their mtime, so make rebuilds only what changed."""
@@ -564,7 +564,7 @@ def _build_module(spec: KernelSpec, src: Path, log: Path, kcsan: bool) -> bytes:
     """bqnic.ko (unstripped) built alone against src's kernel, from the driver with the
     spec's patches applied; instrumented by KCSAN if kcsan."""
     with tempfile.TemporaryDirectory(prefix="bqnic-module-") as tmp:
-        _install_driver(Path(tmp), spec.all_patches(), log, driver_dir(spec))
+        install_driver(Path(tmp), spec.all_patches(), log, driver_dir(spec))
         module_dir = Path(tmp) / DRIVER_IN_TREE
         what = "with KCSAN" if kcsan else "alone (the patches touch only the driver)"
         # file names in the line info as in the tree: drivers/net/ethernet/bqnic/...
@@ -657,7 +657,7 @@ def build(spec: KernelSpec, force: bool = False) -> Path:
             return
         tree = _configured_tree(spec)
         src = (tree / "src").resolve()
-        _install_driver(src, spec.all_patches(), tree / "build.log", driver_dir(spec))
+        install_driver(src, spec.all_patches(), tree / "build.log", driver_dir(spec))
         jobs = str(os.cpu_count() or 2)
         log = tree / "build.log"
         run_logged("building the kernel (~6 min on 2 cores cold)",

@@ -29,6 +29,19 @@ CONFIG_WITNESSES = {
     "CONFIG_FAIL_PAGE_ALLOC": "fail_page_alloc injection (rx_alloc pressure on other NICs)",
 }
 
+# Options a newer kernel renamed: bqlab's fragments use the old name, which older kernels
+# need; on a kernel that has only the new one, that one stands for it.
+CONFIG_RENAMES = {
+    "CONFIG_PROC_SYSCTL": "CONFIG_SYSCTL",  # 7.3
+}
+
+
+def config_value(have: dict[str, str], option: str) -> str:
+    """option's value in a config (have: CONFIG_X -> value), through a rename."""
+    if option not in have and option in CONFIG_RENAMES:
+        return have.get(CONFIG_RENAMES[option], "n")
+    return have.get(option, "n")
+
 
 def ynl_dir(root: Path) -> str | None:
     """The directory (relative to root, a kernel tree or its copy) holding ynl's cli.py

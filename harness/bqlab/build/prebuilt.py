@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..errors import BadInput, InfraError
 from ..progress import run_logged, say
+from . import kernel_features
 from .cachekey import file_digest, make_key
 
 # Built in (=y) or the guest cannot boot bqlab's image (no initramfs) or load bqnic.
@@ -100,7 +101,7 @@ def config_gaps(wanted: dict[str, str], config_text: str,
             have[m.group(1)] = m.group(2)
     fatal, costly = [], []
     for opt, val in wanted.items():
-        got = have.get(opt, "n")
+        got = kernel_features.config_value(have, opt)
         if got == val or (val == "y" and got == "m" and opt not in ESSENTIAL) or \
                 (val not in ("y", "m", "n")):  # numbers and strings: the user's choice
             continue
