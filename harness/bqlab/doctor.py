@@ -224,6 +224,33 @@ def _built_paths() -> tuple[Path | None, Path | None]:
     return qemu.binary(q.path), Artifact("kernel", key).path / "bzImage"
 
 
+def kernel_sources() -> list[dict[str, str]]:
+    """Debian's kernels bqlab can build (--kernel), with the version each would build; no
+    download and no apt update (bqlab's own lists for sid and experimental are fetched at
+    first use)."""
+    from .build import sources
+
+    out = []
+    for k in sources.DEBIAN_KERNELS.values():
+        deb = sources.cached_linux_source_deb(k)
+        if deb is not None:
+            version, state = sources.linux_source_version(deb), "downloaded"
+        elif k.suite and not any((sources.private_apt_dir() / "lists").glob("*_Packages*")):
+            version, state = "?", f"{k.suite}: bqlab's apt lists not fetched yet"
+        else:
+            try:
+                version, state = sources.candidate_version(k), "in the archive"
+            except BqlabError as e:
+                version, state = "?", str(e)
+        note = " (default)" if k.name == sources.DEFAULT_KERNEL else ""
+        if k.no_bqnic:
+            note += f"; {k.no_bqnic}"
+        out.append({"kernel": k.spelling, "package": k.package,
+                    "suite": k.suite or "bookworm (host's apt)", "version": version,
+                    "state": state + note})
+    return out
+
+
 def diagnose(probe: bool = False) -> dict[str, Any]:
     qemu_bin, bzimage = _built_paths()
     checks = [*host_checks(), *kvm_checks(qemu_bin, bzimage, probe), *package_checks()]
@@ -235,7 +262,7 @@ def diagnose(probe: bool = False) -> dict[str, Any]:
                                 "not built for the current sources: the next `bqlab run` "
                                 "or `bqlab build` builds it"))
     return {"checks": [asdict(c) for c in checks], "cache": cache, "versions": versions(),
-            "cache_root": str(cache_root())}
+            "kernels": kernel_sources(), "cache_root": str(cache_root())}
 
 
 def render(result: dict[str, Any]) -> str:
@@ -255,6 +282,10 @@ def render(result: dict[str, Any]) -> str:
         lines.append(f"  {e['kind']:12} {e['key']:18} {_gib(e['size']):>9}  {cur}")
         if e["inputs"]:
             lines.append(f"      {e['inputs'][:200]}")
+    if result.get("kernels"):
+        lines.append("Debian kernels (--kernel NAME):")
+        lines += [f"  {k['kernel']:12} {k['package']:18} {k['version']:22} {k['state']}"
+                  for k in result["kernels"]]
     if result["versions"]:
         lines.append("built versions:")
         lines += [f"  {k:12} {v}" for k, v in result["versions"].items()]

@@ -49,6 +49,7 @@ class DebianKernel:
 
     name: str
     suite: str | None
+    no_bqnic: str = ""  # why the bqnic driver cannot be built for it, if it cannot
 
     @property
     def package(self) -> str:
@@ -65,7 +66,10 @@ class DebianKernel:
 
 DEBIAN_KERNELS = {k.name: k for k in (
     DebianKernel("6.12", None),            # bookworm-security: the default
-    DebianKernel("6.1", None),             # bookworm
+    DebianKernel("6.1", None,              # bookworm
+                 no_bqnic="bqnic is written against 6.8+ APIs (linux/unaligned.h, "
+                          "netdev_queues.h stats, netif_queue_set_napi, "
+                          "page_pool/helpers.h); no compat layer for 6.1 yet"),
     DebianKernel("7.2", "sid"),
     DebianKernel("7.3", "experimental"),   # release candidates
 )}

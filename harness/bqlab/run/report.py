@@ -24,6 +24,9 @@ class RunReport:
     accelerator: str = ""
     accelerator_reason: str = ""
     kernel_release: str = ""
+    # What this kernel cannot show (build/kernel_features.lost_witnesses): each verdict
+    # that needs one says so; a kernel that has everything leaves it empty.
+    kernel_lost: list[str] = field(default_factory=list)
     boot_seconds: dict[str, float] = field(default_factory=dict)
     steps: list[dict[str, Any]] = field(default_factory=list)
     findings: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -78,7 +81,7 @@ class RunReport:
             "schema": SCHEMA, "scenario": self.scenario, "source": self.source,
             "verdict": self.verdict, "exit_code": int(self.exit_code), "error": self.error,
             "accelerator": self.accelerator, "accelerator_reason": self.accelerator_reason,
-            "kernel_release": self.kernel_release,
+            "kernel_release": self.kernel_release, "kernel_lost": self.kernel_lost,
             "duration_s": round(self.duration, 2), "boot_seconds": self.boot_seconds,
             "artifacts": str(self.artifacts), "diagnosis": self.diagnosis(),
             "verdicts": self.verdicts, "steps": self.steps,

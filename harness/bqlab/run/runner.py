@@ -7,6 +7,7 @@ import traceback
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..build import kernel_features
 from ..build.artifacts import BuiltArtifacts
 from ..errors import BqlabError, ExitCode, InfraError
 from ..judge import decode
@@ -82,7 +83,11 @@ def run_scenario(scenario: Scenario, built: BuiltArtifacts,
                  snapshot_on_fail: bool = False) -> RunReport:
     run_dir = new_run_dir(scenario.name)
     rep = RunReport(scenario.name, scenario.source, run_dir,
-                    kernel_release=built.kernel_release, expect=dict(scenario.expect))
+                    kernel_release=built.kernel_release, expect=dict(scenario.expect),
+                    kernel_lost=kernel_features.lost_witnesses(
+                        kernel_features.read(built.bzimage.parent)))
+    for lost in rep.kernel_lost:
+        say(f"kernel {built.kernel_release}: no {lost}")
     say(f"scenario {scenario.name}: artifacts in {run_dir}")
     start = time.monotonic()
     topo = Topology(vm_configs(scenario), built, run_dir)

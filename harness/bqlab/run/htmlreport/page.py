@@ -66,7 +66,9 @@ def _header(d: RunData) -> str:
     if r.get("accelerator_reason"):
         accel += f' <span class="note">({escape(r["accelerator_reason"])})</span>'
     boot = ", ".join(f"{escape(vm)} {s:.1f}s" for vm, s in (r.get("boot_seconds") or {}).items())
-    rows = [("accelerator", accel), ("kernel", escape(r.get("kernel_release") or "?")),
+    kernel = escape(r.get("kernel_release") or "?") + "".join(
+        f'<br><span class="note">no {escape(lost)}</span>' for lost in r.get("kernel_lost", []))
+    rows = [("accelerator", accel), ("kernel", kernel),
             ("duration", f"{r.get('duration_s', 0):.1f} s"), ("boot to SSH", boot or "-"),
             ("scenario file", escape(r.get("source", "")))]
     if d.dut_nic:
