@@ -124,6 +124,42 @@ def test_a_commit_builds_on_the_build_of_another(tmp_path: Path, monkeypatch) ->
     assert kernel._seed_from_commit(spec, other, other / "build.log") is None
 
 
+
+def test_a_worktree_of_the_same_repository_builds_on_its_build(tmp_path: Path,
+                                                                monkeypatch) -> None:
+    """bisect's scratch worktree: its first step starts from the user's own build of
+    another commit of the repository, not from scratch (another repository: never)."""
+    monkeypatch.setenv("BQLAB_CACHE", str(tmp_path / "cache"))
+    user = tmp_path / "linux"
+    (user / "net").mkdir(parents=True)
+    (user / "Makefile").write_text("all:\n")
+    (user / "net" / "a.c").write_text("int a;\n")
+    _git(user, "init", "-q")
+    _git(user, "add", "-A")
+    _git(user, "commit", "-q", "-m", "one")
+    built = tmp_path / "cache" / "kernel-tree" / "first"
+    shutil.copytree(user, built / "linux", ignore=shutil.ignore_patterns(".git"))
+    (built / "linux" / "arch/x86/boot").mkdir(parents=True)
+    (built / "linux" / "arch/x86/boot/bzImage").write_text("kernel")
+    (built / "src").symlink_to("linux")
+    (built / ".configured").write_text("first")
+    kernel._note_source(kernel.KernelSpec(user), built)
+    (user / "net" / "a.c").write_text("int a = 2;\n")
+    _git(user, "commit", "-q", "-am", "two")
+    worktree = tmp_path / "scratch"
+    _git(user, "worktree", "add", "-q", "--detach", str(worktree), "HEAD")
+    new = tmp_path / "cache" / "kernel-tree" / "second"
+    new.mkdir()
+    seeded = kernel._seed_from_commit(kernel.KernelSpec(worktree), new, new / "build.log")
+    assert seeded is not None and (seeded / "net" / "a.c").read_text() == "int a = 2;\n"
+    # a clone is another repository: its builds are not this one's
+    clone = tmp_path / "clone"
+    _git(tmp_path, "clone", "-q", str(user), str(clone))
+    third = tmp_path / "cache" / "kernel-tree" / "third"
+    third.mkdir()
+    assert kernel._seed_from_commit(kernel.KernelSpec(clone), third,
+                                    third / "build.log") is None
+
 def test_only_patches_to_the_driver_build_the_module_alone(tmp_path: Path) -> None:
     """The module is built against the kernel without the patches: right only when the
     patches change nothing else, not even the driver's Kconfig or Makefile."""

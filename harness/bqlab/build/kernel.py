@@ -331,6 +331,7 @@ def _seed_from_base(spec: KernelSpec, tree: Path, log: Path) -> Path | None:
 
 
 SOURCE_NOTE = "source.json"  # in a user tree's build dir: which commit it holds
+SEED_ANY = ("head", "path")  # a build of another commit, in any work tree of the repo
 
 
 def _clean_commit(spec: KernelSpec) -> dict | None:
@@ -342,7 +343,12 @@ def _clean_commit(spec: KernelSpec) -> dict | None:
     if "head" not in ident or ident["untracked"] or \
             ident["diff"] != make_key({"d": b"".hex()}):
         return None
+    common = subprocess.run(["git", "-C", str(spec.tree), "rev-parse", "--git-common-dir"],
+                            capture_output=True, text=True, check=False).stdout.strip()
     return {"path": ident["path"], "head": ident["head"],
+            # the repository, whichever work tree of it: bisect's scratch worktree starts
+            # from the user's own build of another commit
+            "repo": str((spec.tree / common).resolve()) if common else ident["path"],
             "patches": [[p.name, file_digest(p)] for p in spec.all_patches()],
             "fragments": [[p.name, file_digest(p)] for p in spec.all_fragments()]}
 
@@ -364,8 +370,9 @@ def _seed_from_commit(spec: KernelSpec, tree: Path, log: Path) -> Path | None:
             continue
         built = (other / "src" / "arch/x86/boot/bzImage").exists()
         if built and other != tree and (other / ".configured").exists() and \
-                {k: them.get(k) for k in me if k != "head"} == \
-                {k: v for k, v in me.items() if k != "head"} and them["head"] != me["head"]:
+                {k: them.get(k) for k in me if k not in SEED_ANY} == \
+                {k: v for k, v in me.items() if k not in SEED_ANY} and \
+                them["head"] != me["head"]:
             builds.append((note.stat().st_mtime, other, them["head"]))
     if not builds:
         return None
