@@ -19,7 +19,11 @@ PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 1800
 FUZZ_OUT     ?= artifacts/fuzz
 
-.PHONY: run test unit vm build lint venv clean-venv fuzz
+# make test-kernels: the long matrix, not part of make test: on each kernel, every built-in
+# scenario against its expectation (selfcheck) and each verdict on each NIC model (matrix)
+KERNELS ?= debian:7.2 debian:7.3
+
+.PHONY: run test unit vm build lint venv clean-venv fuzz test-kernels
 
 run: $(STAMP)
 	$(BQLAB) run $(SCENARIOS)
@@ -35,6 +39,14 @@ unit: $(STAMP)
 vm: $(STAMP)
 	$(BQLAB) deps test
 	$(PYTEST) -m vm $(PYTEST_ARGS)
+
+test-kernels: $(STAMP)
+	$(BQLAB) deps test
+	$(BQLAB) build driver-check
+	set -e; for k in $(KERNELS); do \
+	  $(BQLAB) selfcheck --kernel $$k; \
+	  $(BQLAB) matrix --kernel $$k; \
+	done
 
 build: $(STAMP)
 	$(BQLAB) build all

@@ -349,6 +349,24 @@ def cmd_selfcheck(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_matrix(args: argparse.Namespace) -> int:
+    """Each built-in verdict on each NIC model on this kernel (README's table)."""
+    from . import scenario
+    from .run import matrix
+    from .run.rundir import new_run_dir
+    from .run.runner import run_scenario
+
+    built = _built(args)
+    say_accelerator(built)
+    cells = matrix.run(scenario.load, lambda sc: run_scenario(sc, built),
+                       tuple(args.scenario or matrix.SCENARIOS), tuple(args.nic or matrix.NICS))
+    out = new_run_dir("matrix")
+    matrix.write(out, cells, built.kernel_release)
+    print((out / "matrix.md").read_text())
+    print(f"matrix: {out}")
+    return matrix.exit_code(cells)
+
+
 def selfcheck_table(rows: list[tuple[str, ...]]) -> str:
     head = ("scenario", "expected", "got", "check")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
@@ -692,6 +710,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override an option in every scenario")
     _add_kernel_options(p)
     p.set_defaults(func=cmd_selfcheck)
+
+    p = sub.add_parser("matrix", help="each built-in verdict on each NIC model, one kernel "
+                                      "(README's driver x scenario table)")
+    p.add_argument("--scenario", action="append", metavar="NAME",
+                   help="only these scenarios (repeatable; default: smoke, rx-stall, "
+                        "teardown, xdp-cycles, selftests)")
+    p.add_argument("--nic", action="append", metavar="MODEL",
+                   help="only these NIC models (repeatable; default: all five)")
+    _add_kernel_options(p)
+    p.set_defaults(func=cmd_matrix)
 
     p = sub.add_parser("up", help="boot the topology for hands-on work until Ctrl-C")
     p.add_argument("scenario", nargs="?", default="smoke",
