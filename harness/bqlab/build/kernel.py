@@ -567,13 +567,14 @@ def has_kcsan(src: Path) -> bool:
     return "CONFIG_KCSAN=y" in (src / ".config").read_text().splitlines()
 
 
-def _build_module(spec: KernelSpec, src: Path, log: Path, kcsan: bool) -> bytes:
+def _build_module(spec: KernelSpec, src: Path, log: Path, kcsan: bool,
+                  why: str = "alone (the patches touch only the driver)") -> bytes:
     """bqnic.ko (unstripped) built alone against src's kernel, from the driver with the
     spec's patches applied; instrumented by KCSAN if kcsan."""
     with tempfile.TemporaryDirectory(prefix="bqnic-module-") as tmp:
         install_driver(Path(tmp), spec.all_patches(), log, driver_dir(spec))
         module_dir = Path(tmp) / DRIVER_IN_TREE
-        what = "with KCSAN" if kcsan else "alone (the patches touch only the driver)"
+        what = "with KCSAN" if kcsan else why
         # file names in the line info as in the tree: drivers/net/ethernet/bqnic/...
         run_logged(f"building the bqnic module {what}",
                    ["make", f"-j{os.cpu_count() or 2}", f"M={module_dir}", "CONFIG_BQNIC=m",
@@ -639,7 +640,7 @@ def _build_on_prebuilt(spec: KernelSpec, out: Path) -> None:
     modules = prebuilt.install_modules(obj, version, out / "modules", log)
     collect(src, obj, out)
     # src for the line info's file names, obj to build against (make -C obj M=...)
-    _install_module(_build_module(spec, obj, log, kcsan=False),
+    _install_module(_build_module(spec, obj, log, kcsan=False, why=f"against {obj}"),
                     modules / "kernel" / DRIVER_IN_TREE / "bqnic.ko",
                     out / DEBUG_DIR / "modules" / "bqnic.ko", log)
     with (modules / "modules.order").open("a") as f:
