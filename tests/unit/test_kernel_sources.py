@@ -206,3 +206,22 @@ def test_kernel_build_with_a_non_driver_patch_is_bad_input(tmp_path: Path) -> No
         kernel.KernelSpec(prebuilt=build, patches=(patch,)).validate()
     with pytest.raises(BadInput, match="give one"):
         kernel.KernelSpec(tree=build, prebuilt=build).validate()
+
+
+SYSTEM_MAP_612 = "ffffffff820336c0 d _eil_addr_page_pool_alloc_pages\n" \
+    "ffffffff820336d0 d _eil_addr_bqnic_alloc_rx_page\n"
+SYSTEM_MAP_72 = "ffffffff8203e350 d _eil_addr_page_pool_alloc_netmems\n"
+
+
+@pytest.mark.parametrize("system_map,want", [
+    (SYSTEM_MAP_612, "page_pool_alloc_pages"), (SYSTEM_MAP_72, "page_pool_alloc_netmems")])
+def test_the_page_pool_injection_point_where_the_kernel_has_it(
+        tmp_path: Path, system_map: str, want: str) -> None:
+    """7.x moved ALLOW_ERROR_INJECTION to page_pool_alloc_netmems(): fail_function on the
+    old name gave ERANGE and reconfigure-under-failure an ERROR on 7.2."""
+    (tmp_path / "System.map").write_text(system_map)
+    assert kernel_features.injection_point(tmp_path, "page_pool_alloc_pages") == want
+    # a function the kernel marks is itself; one it does not know is left to fail_function
+    assert kernel_features.injection_point(tmp_path, "bqnic_alloc_rx_page") == \
+        "bqnic_alloc_rx_page"
+    assert kernel_features.injection_point(tmp_path / "none", "x") == "x"

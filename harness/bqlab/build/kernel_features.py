@@ -36,6 +36,32 @@ CONFIG_RENAMES = {
 }
 
 
+# Error-injection points a newer kernel moved: a scenario names the one it means (6.12's),
+# the kernel's System.map says which it has. page_pool's allocator became
+# page_pool_alloc_netmems() (ALLOW_ERROR_INJECTION moved with it; page_pool_alloc_pages()
+# is a wrapper fail_function refuses with ERANGE).
+INJECTION_SUCCESSORS = {
+    "page_pool_alloc_pages": ("page_pool_alloc_netmems",),
+}
+EIL_SYMBOL = re.compile(r"^\S+ \w _eil_addr_(\w+)$", re.MULTILINE)
+
+
+def injectable(system_map: str) -> set[str]:
+    """The functions ALLOW_ERROR_INJECTION marks in a kernel (fail_function's targets)."""
+    return set(EIL_SYMBOL.findall(system_map))
+
+
+def injection_point(kernel_art: Path, function: str) -> str:
+    """function, or the successor this kernel marks instead; function itself when the
+    kernel's System.map is not there to ask (fail_function then says what it thinks)."""
+    try:
+        marked = injectable((kernel_art / "System.map").read_text())
+    except OSError:
+        return function
+    if function in marked:
+        return function
+    return next((f for f in INJECTION_SUCCESSORS.get(function, ()) if f in marked), function)
+
 def config_value(have: dict[str, str], option: str) -> str:
     """option's value in a config (have: CONFIG_X -> value), through a rename."""
     if option not in have and option in CONFIG_RENAMES:

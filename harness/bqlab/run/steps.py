@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..build import kernel_features
 from ..errors import InfraError
 from ..vm import nics
 from ..vm.ssh import CommandTimeout
@@ -103,9 +104,12 @@ def _pressure(state: RunState, step: dict) -> tuple[bool, str, dict]:
     dut = state.topo["dut"]
     kind = step["method"]
     if kind == "fail_function":
-        p = FailFunction(dut, step["function"], step["retval"], step["probability"],
+        function = kernel_features.injection_point(state.topo.built.bzimage.parent,
+                                                   step["function"])
+        p = FailFunction(dut, function, step["retval"], step["probability"],
                          step["interval"], step["task_filter"])
-        what = f"fail_function {step['function']} at {step['probability']}%" + (
+        moved = f" (this kernel's {step['function']})" if function != step["function"] else ""
+        what = f"fail_function {function}{moved} at {step['probability']}%" + (
             f", every {step['interval']}th call" if step["interval"] > 1 else "") + (
             ", in marked commands only" if step["task_filter"] else "")
     elif kind == "fail_page_alloc":
