@@ -8,8 +8,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
 # Tests under these directories get the marker of the same name (-m vm, -m device,
-# -m browser, -m build).
-MARKED_DIRS = ("vm", "device", "browser", "build")
+# -m browser, -m compile).
+MARKED_DIRS = ("vm", "device", "browser", "compile")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
