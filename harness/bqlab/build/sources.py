@@ -141,18 +141,27 @@ def linux_source_deb(kernel: DebianKernel | None = None) -> Path:
     downloads_dir().mkdir(parents=True, exist_ok=True)
     if kernel.suite:
         private_apt_update()
-        # experimental's pin priority is 1: name the version, or apt picks none
-        what = f"{kernel.package}={candidate_version(kernel)}"
+        try:
+            _download_candidate(kernel)
+        except InfraError:  # lists older than the archive (sid moves on): refresh, retry
+            private_apt_update(force=True)
+            _download_candidate(kernel)
     else:
         apt_update()
-        what = kernel.package
-    run_logged(f"fetching {kernel.package}",
-               ["apt-get", *_apt_options(kernel), "download", what],
-               downloads_dir() / "fetch.log", cwd=downloads_dir())
+        run_logged(f"fetching {kernel.package}", ["apt-get", "download", kernel.package],
+                   downloads_dir() / "fetch.log", cwd=downloads_dir())
     found = cached_linux_source_deb(kernel)
     if found is None:
         raise InfraError(f"apt-get download {kernel.package} produced no .deb")
     return found
+
+
+def _download_candidate(kernel: DebianKernel) -> None:
+    # experimental's pin priority is 1: name the version, or apt picks none
+    run_logged(f"fetching {kernel.package}",
+               ["apt-get", *private_apt_options(), "download",
+                f"{kernel.package}={candidate_version(kernel)}"],
+               downloads_dir() / "fetch.log", cwd=downloads_dir())
 
 
 def linux_source_version(deb: Path) -> str:
