@@ -32,12 +32,13 @@ from .cachekey import file_digest, make_key, tree_digests, write_if_changed
 from .store import Artifact, ensure
 
 RECIPE_VERSION = 1  # how the tree is prepared and configured (a change rebuilds it all)
-ARTIFACT_RECIPE = 7  # what is collected from the built tree (a change only re-collects);
+ARTIFACT_RECIPE = 8  # what is collected from the built tree (a change only re-collects);
 # 3: a user patch's bqnic driver hunks are applied at every build, not undone by it
 # 4: the drivers/net selftests and every netlink spec
 # 5: modules with line info, and what decode_stacktrace.sh needs (DEBUG_DIR)
 # 6: bqnic's KCSAN twin (KCSAN_DIR)
 # 7: features.json (kernel_features) and ynl's 6.14+ layout (tools/net/ynl/pyynl)
+# 8: --kernel-build: modules.builtin copied as the tree has it (kernel/... already)
 # The NIC drivers under test are modules (e1000e, igb, vmxnet3, bqnic): built with line
 # info, the frames of a kernel report in them decode to file:line. DWARF for all of
 # vmlinux would triple the tree and slow every build; a fragment can still ask for it.
@@ -643,8 +644,11 @@ def _build_on_prebuilt(spec: KernelSpec, out: Path) -> None:
     _install_module(_build_module(spec, obj, log, kcsan=False, why=f"against {obj}"),
                     modules / "kernel" / DRIVER_IN_TREE / "bqnic.ko",
                     out / DEBUG_DIR / "modules" / "bqnic.ko", log)
-    with (modules / "modules.order").open("a") as f:
-        f.write(f"kernel/{DRIVER_IN_TREE}/bqnic.ko\n")
+    order = modules / "modules.order"
+    ours = f"kernel/{DRIVER_IN_TREE}/bqnic.ko"
+    if ours not in order.read_text().split():  # a tree of bqlab's has it already
+        with order.open("a") as f:
+            f.write(ours + "\n")
     _build_kcsan_twin(spec, obj, out, log)
     prebuilt.depmod(out / "modules", version, log)
 

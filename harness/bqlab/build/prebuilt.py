@@ -125,12 +125,9 @@ def install_modules(build: Path, release: str, dest: Path, log: Path) -> Path:
     order = [line.removesuffix(".o") + ".ko" for line in
              (build / "modules.order").read_text().split()]
     (root / "modules.order").write_text("".join(f"kernel/{n}\n" for n in order))
-    for name in ("modules.builtin", "modules.builtin.modinfo"):
+    for name in ("modules.builtin", "modules.builtin.modinfo"):  # already kernel/...
         if (build / name).is_file():
-            text = (build / name).read_bytes()
-            if name == "modules.builtin":
-                text = b"".join(b"kernel/" + ln + b"\n" for ln in text.split())
-            (root / name).write_bytes(text)
+            shutil.copy2(build / name, root / name)
     return root
 
 
