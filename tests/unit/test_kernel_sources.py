@@ -189,7 +189,7 @@ def test_modules_installed_by_copy(tmp_path: Path) -> None:
     subprocess.run(["cc", "-c", "-x", "c", "-", "-o", str(ko)], input=b"int igb;\n",
                    check=True)
     before = {p: p.stat().st_mtime_ns for p in build.rglob("*")}
-    root = prebuilt.install_modules(build, "7.2.13", tmp_path / "out", tmp_path / "log")
+    root = prebuilt.install_modules(build, "7.2.13", tmp_path / "out")
     assert (root / "kernel/drivers/net/ethernet/intel/igb/igb.ko").is_file()
     assert (root / "modules.order").read_text() == \
         "kernel/drivers/net/ethernet/intel/igb/igb.ko\n"

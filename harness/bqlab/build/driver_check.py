@@ -16,7 +16,7 @@ from pathlib import Path
 from ..errors import BadInput, InfraError
 from ..progress import run_logged, say
 from . import kernel, sources
-from .cachekey import file_digest, make_key
+from .cachekey import make_key
 from .store import Artifact, ensure
 
 RECIPE = 1
@@ -31,31 +31,19 @@ class Result:
 
 
 def _tree_inputs(k: sources.DebianKernel) -> dict:
-    fragments = sorted((kernel.kernel_dir() / "config").glob("*.config"))
-    hook = [p for p, _ in kernel.series_entries() if "hook-up" in p.name]
-    return {"recipe": RECIPE, "debian": k.package,
-            "version": sources.linux_source_key_version(True, k),
-            "fragments": [(p.name, file_digest(p)) for p in fragments],
-            "hook": [(p.name, file_digest(p)) for p in hook]}
+    # what the guest kernel's tree is made of (source, series, fragments), nothing else
+    return {**kernel.tree_inputs(kernel.KernelSpec(debian=k.name)), "headers": RECIPE}
 
 
 def prepared_tree(k: sources.DebianKernel) -> Path:
-    """linux-source-X.Y unpacked, configured and modules_prepare'd (cached)."""
+    """linux-source-X.Y unpacked, patched and configured as the guest kernel is, then
+    modules_prepare'd (cached)."""
     inputs = _tree_inputs(k)
     art = Artifact("kernel-headers", make_key(inputs))
 
     def prepare(out: Path) -> None:
-        spec = kernel.KernelSpec(debian=k.name)
         log = out / "build.log"
-        src = kernel.prepare_source(spec, out, log)
-        # The hook patch (Kconfig, Makefile) and the driver, so CONFIG_BQNIC=m survives
-        # olddefconfig like in the guest kernel.
-        kernel.install_driver(src, [], log, kernel.driver_dir())
-        hook = [p for p, _ in kernel.series_entries() if "hook-up" in p.name]
-        for patch in hook:
-            run_logged(f"applying {patch.name}", ["patch", "-p1", "--forward", "--batch",
-                                                  "-i", str(patch)], log, cwd=src)
-        kernel.configure(spec, src, log)
+        src = kernel.configured_source(kernel.KernelSpec(debian=k.name), out, log)
         run_logged(f"make modules_prepare ({k.package})",
                    ["make", f"-j{os.cpu_count() or 2}", "modules_prepare"], log, cwd=src)
         (out / "src").symlink_to(src.name)

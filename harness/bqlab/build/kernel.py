@@ -433,6 +433,16 @@ def _configured_tree(spec: KernelSpec) -> Path:
         (tree / "src").symlink_to(seeded.name)
         (tree / ".configured").write_text(key)
         return tree
+    src = configured_source(spec, tree, log)
+    (tree / "src").symlink_to(src.name)
+    _note_source(spec, tree)
+    (tree / ".configured").write_text(key)
+    return tree
+
+
+def configured_source(spec: KernelSpec, tree: Path, log: Path) -> Path:
+    """spec's source unpacked (or copied) into tree, with the driver, the patches and the
+    config: ready for make. Returns the source directory."""
     src = prepare_source(spec, tree, log)
     # The hook patch sources drivers/net/ethernet/bqnic/Kconfig: it must exist before
     # any make target reads Kconfig. The patches' driver parts go in with the driver.
@@ -440,10 +450,7 @@ def _configured_tree(spec: KernelSpec) -> Path:
     for patch in spec.all_patches():
         _apply_tree_part(patch, tree, src, log)
     configure(spec, src, log)
-    (tree / "src").symlink_to(src.name)
-    _note_source(spec, tree)
-    (tree / ".configured").write_text(key)
-    return tree
+    return src
 
 
 def _apply_tree_part(patch: Path, tree: Path, src: Path, log: Path) -> None:
@@ -638,7 +645,7 @@ def _build_on_prebuilt(spec: KernelSpec, out: Path) -> None:
     gaps = prebuilt.report_gaps(obj, fragments, wanted_options(fragments))
     (out / "config-gaps.txt").write_text("".join(f"{g}\n" for g in gaps))
     version = (obj / "include/config/kernel.release").read_text().strip()
-    modules = prebuilt.install_modules(obj, version, out / "modules", log)
+    modules = prebuilt.install_modules(obj, version, out / "modules")
     collect(src, obj, out)
     # src for the line info's file names, obj to build against (make -C obj M=...)
     _install_module(_build_module(spec, obj, log, kcsan=False, why=f"against {obj}"),

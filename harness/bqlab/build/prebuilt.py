@@ -8,7 +8,6 @@ Its .config is checked against guest-kernel/config/*.config: an option without w
 guest boots (ESSENTIAL) is bad input; every other gap is named with what it costs.
 """
 
-import os
 import re
 import shutil
 import subprocess
@@ -110,7 +109,7 @@ def config_gaps(wanted: dict[str, str], config_text: str,
     return fatal, costly
 
 
-def install_modules(build: Path, release: str, dest: Path, log: Path) -> Path:
+def install_modules(build: Path, release: str, dest: Path) -> Path:
     """modules_install by copying (stripped), so the build directory is never written;
     returns lib/modules/RELEASE under dest."""
     root = dest / "lib" / "modules" / release
@@ -146,10 +145,6 @@ def report_gaps(build: Path, fragments: list[Path], wanted: dict[str, str]) -> l
         say(f"--kernel-build {build}: {len(costly)} option(s) bqlab asks for are not set; "
             "what each costs:\n  " + "\n  ".join(costly))
     return costly
-
-
-def jobs() -> str:
-    return f"-j{os.cpu_count() or 2}"
 
 
 def require_built(build: Path) -> None:
