@@ -3,7 +3,7 @@
 import re
 from dataclasses import dataclass
 
-from bqlab.workload.pressure import FailFunction, FailPageAlloc, MemHog
+from bqlab.workload.pressure import FailFunction, FailPageAlloc, FailSlab, MemHog
 
 
 @dataclass
@@ -61,3 +61,19 @@ def test_guest_wide_fail_page_alloc_stops_itself_in_the_guest() -> None:
     marked = FakeVm()
     FailPageAlloc(marked, 100, 0, task_filter=True, seconds=4.0).start()  # type: ignore[arg-type]
     assert "sleep" not in marked.commands[0]  # only marked commands fail: SSH still works
+
+
+def test_failslab_fails_only_the_named_caches_non_sleeping_allocations() -> None:
+    vm = FakeVm()
+    slab = FailSlab(vm, ("radix_tree_node",), 100)  # type: ignore[arg-type]
+    slab.start()
+    (cmd,) = vm.commands
+    for setting in ("echo Y > ignore-gfp-wait", "echo Y > cache-filter",
+                    "echo 1 > /sys/kernel/slab/radix_tree_node/failslab"):
+        assert setting in cmd
+    # the cache is flagged before any allocation may fail
+    assert cmd.index("radix_tree_node/failslab") < cmd.index("echo 100 > probability")
+    slab.stop()
+    stop = vm.commands[1]
+    assert stop.index("echo 0 > /sys/kernel/debug/failslab/probability") < \
+        stop.index("echo 0 > /sys/kernel/slab/radix_tree_node/failslab")

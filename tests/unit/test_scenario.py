@@ -278,3 +278,17 @@ def test_parsing_a_scenario_imports_no_vm_machinery() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == ""
+
+
+def test_failslab_names_its_caches_and_only_it_does(tmp_path: Path) -> None:
+    text = STALL.replace("threads: 2", "threads: 1").replace(
+        "method: balloon", "method: failslab, caches: [radix_tree_node]")
+    text = text.replace("[tx, redirect_cpu], dwell: [2, 1]", "[tx]")
+    assert scenario.load(write(tmp_path, text)).steps[1]["caches"] == ["radix_tree_node"]
+    path = write(tmp_path, text.replace(", caches: [radix_tree_node]", ""))
+    assert any(e.startswith(f"{path}:9: steps[1].pressure: method failslab needs `caches`")
+               for e in errors_of(path))
+    path = write(tmp_path, text.replace("method: failslab", "method: fail_function"))
+    assert any("only failslab takes them" in e for e in errors_of(path))
+    path = write(tmp_path, text.replace("[radix_tree_node]", "['a; reboot']"))
+    assert any("expected a slab cache name" in e for e in errors_of(path))

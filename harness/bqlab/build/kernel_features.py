@@ -27,6 +27,9 @@ CONFIG_WITNESSES = {
     "CONFIG_DMA_API_DEBUG": "the dma verdict (leaked DMA mappings)",
     "CONFIG_FAIL_FUNCTION": "fail_function injection (rx_alloc pressure on bqnic's refill)",
     "CONFIG_FAIL_PAGE_ALLOC": "fail_page_alloc injection (rx_alloc pressure on other NICs)",
+    "CONFIG_FAILSLAB": "failslab injection (xarray-nomem)",
+    "CONFIG_DEBUG_ATOMIC_SLEEP": "the console verdict on sleeping in atomic context "
+                                 "(xarray-nomem; otherwise only if it really sleeps)",
 }
 
 # Options a newer kernel renamed: bqlab's fragments use the old name, which older kernels

@@ -12,7 +12,7 @@ from ..vm import nics
 from ..vm.ssh import CommandTimeout
 from ..vm.topology import Topology
 from ..workload import churn, selftests
-from ..workload.pressure import Balloon, DmaFault, FailFunction, FailPageAlloc, MemHog
+from ..workload.pressure import Balloon, DmaFault, FailFunction, FailPageAlloc, FailSlab, MemHog
 from ..workload.traffic import Pktgen, Sinks, StoppedTcp, parse_ports
 from .runstate import RunState
 
@@ -117,6 +117,10 @@ def _pressure(state: RunState, step: dict) -> tuple[bool, str, dict]:
                           step["seconds"])
         what = f"fail_page_alloc ({'marked commands' if step['task_filter'] else 'atomic'}, " \
                f"order >= {step['min_order']}) at {step['probability']}%"
+    elif kind == "failslab":
+        p = FailSlab(dut, tuple(step["caches"]), step["probability"])
+        what = (f"failslab on {', '.join(step['caches'])} (allocations that may not "
+                f"sleep) at {step['probability']}%")
     elif kind == "dma_fault":
         model = nics.model(dut.config.nic)
         if not model.dma_faults:

@@ -29,8 +29,8 @@ from .schema import (
 
 # rx_alloc: whatever fails the DUT NIC's rx refills (vm/nics.py), resolved at load time to
 # fail_function on its refill function, or fail_page_alloc on atomic allocations.
-PRESSURE_METHODS = ("rx_alloc", "fail_function", "fail_page_alloc", "memhog", "balloon",
-                    "dma_fault")
+PRESSURE_METHODS = ("rx_alloc", "fail_function", "fail_page_alloc", "failslab", "memhog",
+                    "balloon", "dma_fault")
 
 VM_NAMES = ("dut", "peer")
 NIC_MODELS = tuple(nics.MODELS)
@@ -59,6 +59,13 @@ def _port_range(value: str) -> str | None:
         parse_ports(value)
     except ValueError:
         return f"expected a UDP port or range like 9000-9007, got {value!r}"
+    return None
+
+
+def _slab_cache_name(value: str) -> str | None:
+    # A name under /sys/kernel/slab, spliced into a guest shell command
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", value):
+        return f"expected a slab cache name like radix_tree_node, got {value!r}"
     return None
 
 
@@ -127,7 +134,8 @@ STEPS = {
                                "the one that fails the DUT NIC's rx refills, vm/nics.py)"),
         "retval": Field(Scalar(int), default=0, help="fail_function: what it returns"),
         "probability": Field(Scalar(int, minimum=1, maximum=100), default=100,
-                             help="fail_function, fail_page_alloc: percent of calls"),
+                             help="fail_function, fail_page_alloc, failslab: percent of "
+                                  "calls"),
         "interval": Field(Scalar(int, minimum=1, maximum=100000), default=1,
                           help="fail_function: only every interval-th call may fail"),
         "task_filter": Field(Scalar(bool), default=False,
@@ -136,6 +144,9 @@ STEPS = {
                                   "context, sleeping allocations too), not in NAPI"),
         "min_order": Field(Scalar(int, minimum=0, maximum=10), default=0,
                            help="fail_page_alloc"),
+        "caches": Field(ListOf(Scalar(str, validator=_slab_cache_name)), default=None,
+                        help="failslab: the slab caches whose non-sleeping allocations "
+                             "fail (/sys/kernel/slab names, e.g. radix_tree_node)"),
         "percent": Field(Scalar(int, minimum=1, maximum=100), default=90,
                          help="memhog: of the available memory"),
         "workers": Field(Scalar(int, minimum=1, maximum=8), default=1, help="memhog"),
@@ -466,6 +477,9 @@ def _check_references(data: dict[str, Any], path: Path) -> None:
                     f"on {step['from']} (it has {vms[step['from']]['cpus']})")
         if kind == "pressure" and step["method"] == "balloon" and not dut["balloon"]:
             problem(step, i, "method balloon needs `balloon: true` on vms.dut")
+        if kind == "pressure" and (step["method"] == "failslab") != bool(step["caches"]):
+            problem(step, i, "method failslab needs `caches` (slab caches to fail), and "
+                    "only failslab takes them")
         if kind == "xdp_cycles":
             lo, hi = step["dwell"][:2]
             if len(step["dwell"]) != 2 or lo > hi:

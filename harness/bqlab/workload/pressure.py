@@ -6,6 +6,10 @@
   (ignore-gfp-wait): NAPI's GFP_ATOMIC refills fail, a GFP_KERNEL refill work succeeds.
   With task_filter: every page allocation of the commands marked for it (MAKE_IT_FAIL),
   sleeping ones too: an ifup whose rings cannot be allocated.
+- failslab: fail the allocations from some slab caches that may not sleep, as memory
+  pressure does (a sleeping allocation reclaims and gets its object): code that
+  allocates under a lock, falls back to a sleeping allocation and must then drop the
+  lock the way it took it (radix_tree_node: XArray users).
 - memhog: stress-ng dirtying most of the free memory, with a swap file to push to.
 - balloon: the host inflates a virtio-balloon over QMP until the guest has `leave_mb` left.
 - dma_fault: not memory, a device fault: the DUT's NIC model fails its next DMA transfers
@@ -26,6 +30,7 @@ if TYPE_CHECKING:
 
 FAIL_FUNCTION = "/sys/kernel/debug/fail_function"
 FAIL_PAGE_ALLOC = "/sys/kernel/debug/fail_page_alloc"
+FAILSLAB = "/sys/kernel/debug/failslab"
 
 
 def _guest(vm: Vm, script: str, what: str, timeout: float = 60) -> str:
@@ -105,6 +110,32 @@ class FailPageAlloc:
 
 
 @dataclass
+class FailSlab:
+    """Non-sleeping allocations from `caches` fail (cache-filter, ignore-gfp-wait).
+
+    A merged cache (another cache's alias) refuses the flag: the kernel would fail
+    allocations of caches nobody named, so that is an error, not a wider pressure."""
+
+    vm: Vm
+    caches: tuple[str, ...]
+    probability: int
+
+    def _flag(self, value: int) -> str:
+        return "".join(f"echo {value} > /sys/kernel/slab/{c}/failslab && "
+                       for c in self.caches)
+
+    def start(self) -> None:
+        _guest(self.vm, f"cd {FAILSLAB} && echo 0 > verbose && echo Y > ignore-gfp-wait && "
+               f"echo Y > cache-filter && {self._flag(1)}echo 1 > interval && "
+               f"echo -1 > times && echo {self.probability} > probability",
+               f"failslab on {', '.join(self.caches)}")
+
+    def stop(self) -> None:
+        _guest(self.vm, f"echo 0 > {FAILSLAB}/probability && {self._flag(0)}"
+               f"echo N > {FAILSLAB}/cache-filter", "stopping failslab")
+
+
+@dataclass
 class MemHog:
     vm: Vm
     percent: int  # of the memory available when it starts
@@ -181,4 +212,4 @@ class DmaFault:
             self._set(0)
 
 
-Pressure = FailFunction | FailPageAlloc | MemHog | Balloon | DmaFault
+Pressure = FailFunction | FailPageAlloc | FailSlab | MemHog | Balloon | DmaFault
