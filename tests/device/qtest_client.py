@@ -34,7 +34,8 @@ class Qtest:
     def __init__(self, qemu: Path, workdir: Path, queues: int = 2, extra: str = "",
                  rx_nobuf: str = "drop", netdev: str = "dgram",
                  qemu_args: tuple[str, ...] = (), env: dict[str, str] | None = None,
-                 timeout: float | None = None):
+                 timeout: float | None = None, accel: str = "qtest",
+                 devices_before: tuple[str, ...] = ()):
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         qtest_path = self.dir / "qtest.sock"
@@ -46,7 +47,11 @@ class Qtest:
         listener.bind(str(qtest_path))
         listener.listen(1)
         self.stream = netdev == "stream"
-        if self.stream:
+        if netdev == "user":
+            # slirp, which answers some frames (ARP for its gateway) inside the
+            # device's own send: no socket of ours on the other end
+            netdev_arg = "user,id=n0,restrict=on"
+        elif self.stream:
             net_listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             net_listener.bind(str(self.net_test))
             net_listener.listen(1)
@@ -59,12 +64,12 @@ class Qtest:
             netdev_arg = (f"dgram,id=n0,local.type=unix,local.path={self.net_qemu},"
                           f"remote.type=unix,remote.path={self.net_test}")
         argv = [
-            str(qemu), *firmware_args(), "-machine", "q35", "-accel", "qtest", "-display", "none",
+            str(qemu), *firmware_args(), "-machine", "q35", "-accel", accel, "-display", "none",
             "-nodefaults", "-no-user-config", "-m", str(RAM_MB),
             "-qtest", f"unix:{qtest_path}", "-qtest-log", str(self.dir / "qtest.log"),
             "-chardev", f"socket,id=qmp,path={self.dir / 'qmp.sock'},server=on,wait=off",
             "-mon", "chardev=qmp,mode=control",
-            "-netdev", netdev_arg,
+            "-netdev", netdev_arg, *devices_before,
             "-device", f"bqnic,netdev=n0,id=nic0,queues={queues},rx-nobuf={rx_nobuf},"
                        f"mac=52:54:00:12:34:56{extra}",
             "-d", "guest_errors,invalid_mem", "-D", str(self.dir / "qemu.log"), *qemu_args,
@@ -79,6 +84,7 @@ class Qtest:
         self.qmp = Qmp("qtest", self.dir / "qmp.sock", self.dir / "qmp-events.jsonl")
         self.qmp.connect()
         self.next_alloc = ALLOC_BASE
+        self.bus = 0
         self.devfn = -1
 
     def _accept(self, listener: socket.socket, who: str) -> socket.socket:
@@ -157,7 +163,7 @@ class Qtest:
 
     # --- PCI ---
     def _cfg_addr(self, reg: int) -> int:
-        return 0x8000_0000 | (self.devfn << 8) | (reg & 0xFC)
+        return 0x8000_0000 | (self.bus << 16) | (self.devfn << 8) | (reg & 0xFC)
 
     def cfg_readl(self, reg: int) -> int:
         self.outl(0xCF8, self._cfg_addr(reg))
@@ -172,7 +178,7 @@ class Qtest:
             self.devfn = devfn
             if self.cfg_readl(0) == (device << 16) | vendor:
                 return
-        raise QtestError("bqnic not found on bus 0")
+        raise QtestError(f"bqnic not found on bus {self.bus}")
 
     def set_bus_master(self, on: bool) -> None:
         cmd = self.cfg_readl(4) & 0xFFFF

@@ -9,6 +9,7 @@
  */
 
 #include "qemu/osdep.h"
+#include "qemu/log.h"
 #include "qemu/module.h"
 #include "qapi/error.h"
 #include "qapi/visitor.h"
@@ -39,11 +40,21 @@ struct BqnicState {
     BqnicCore core;
 };
 
+/*
+ * The re-entrancy guard keeps these from running inside device work: the
+ * memory core refuses an access to our BARs while it is engaged.
+ */
 static uint64_t bqnic_mmio_read(void *opaque, hwaddr addr, unsigned size)
 {
     BqnicState *s = opaque;
+    uint64_t val;
 
-    return bqnic_core_read(&s->core, addr);
+    if (!bqnic_core_work_begin(&s->core)) {
+        return 0;
+    }
+    val = bqnic_core_read(&s->core, addr);
+    bqnic_core_work_end(&s->core);
+    return val;
 }
 
 static void bqnic_mmio_write(void *opaque, hwaddr addr, uint64_t val,
@@ -51,13 +62,20 @@ static void bqnic_mmio_write(void *opaque, hwaddr addr, uint64_t val,
 {
     BqnicState *s = opaque;
 
+    if (!bqnic_core_work_begin(&s->core)) {
+        return;
+    }
     bqnic_core_write(&s->core, addr, val);
+    bqnic_core_work_end(&s->core);
 }
 
 /*
- * Aligned 32-bit accesses only (SPEC 3): the memory core refuses the others
- * (reads 0, writes ignored, a guest error logged), and splits what comes as
- * a byte stream (DMA, qtest) into such accesses whatever its alignment.
+ * 32-bit registers (SPEC 3). An 8-byte access aligned to 4 is the two 32-bit
+ * accesses it covers, lower address first, whoever makes it: the memory core
+ * splits it here (an aligned CPU load or store under TCG, a DMA or a KVM MMIO
+ * exit, which come as byte streams, cut at 8 bytes), TCG's softmmu before
+ * (one at 4 mod 8). Smaller or misaligned accesses are refused as a whole:
+ * reads 0, writes ignored, logged with -d invalid_mem.
  */
 static const MemoryRegionOps bqnic_mmio_ops = {
     .read = bqnic_mmio_read,
@@ -65,7 +83,7 @@ static const MemoryRegionOps bqnic_mmio_ops = {
     .endianness = DEVICE_LITTLE_ENDIAN,
     .valid = {
         .min_access_size = 4,
-        .max_access_size = 4,
+        .max_access_size = 8,
     },
     .impl = {
         .min_access_size = 4,
@@ -115,16 +133,30 @@ static NetClientInfo bqnic_net_info = {
     .link_status_changed = bqnic_nc_link_status_changed,
 };
 
+/*
+ * A config write that arrives while the device is at work was made by what
+ * it emitted (DMA or an MSI-X message aimed at MMCONFIG, directly or through
+ * another device): refused, so that nothing the device emits resets,
+ * reconfigures or disables it (SPEC 7).
+ */
 static void bqnic_write_config(PCIDevice *pci_dev, uint32_t addr, uint32_t val,
                                int len)
 {
     BqnicState *s = BQNIC(pci_dev);
+    bool master = pci_dev->config[PCI_COMMAND] & PCI_COMMAND_MASTER;
 
-    pci_default_write_config(pci_dev, addr, val, len);
-    if (range_covers_byte(addr, len, PCI_COMMAND)) {
-        bqnic_core_bus_master_changed(&s->core);
+    if (!bqnic_core_work_begin(&s->core)) {
+        qemu_log_mask(LOG_GUEST_ERROR, "bqnic: config write of 0x%x at 0x%x"
+                      " by the device's own DMA or message (refused)\n",
+                      val, addr);
+        return;
     }
+    pci_default_write_config(pci_dev, addr, val, len);
     pcie_cap_flr_write_config(pci_dev, addr, val, len);
+    if (!master) {
+        bqnic_core_bus_master_on(&s->core);
+    }
+    bqnic_core_work_end(&s->core);
 }
 
 static void bqnic_get_stats(Object *obj, Visitor *v, const char *name,

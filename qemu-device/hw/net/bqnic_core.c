@@ -51,42 +51,79 @@ static bool bqnic_queue_stopped(BqnicQueue *q)
 }
 
 /*
- * Accesses to our BARs (MSI-X table included) and frames from the net layer
- * engage the device's re-entrancy guard themselves. Work that starts
- * elsewhere (an ITR timer, a PCI config write) engages it here, so that DMA
- * or an MSI-X message a guest aimed at the device itself is refused instead
- * of re-entering it mid-operation. False if it is engaged already.
+ * Every piece of device work (a register access, a frame from the net layer,
+ * an ITR timer, a PCI config write, a link change) runs between these two,
+ * never nested (SPEC 7). While it runs, the re-entrancy guard makes the
+ * memory core refuse accesses to our BARs (MSI-X table included), a config
+ * write is refused (bqnic_core_write_config) and a frame waits in the net
+ * layer (bqnic_core_can_receive): nothing the device emits, wherever it is
+ * aimed, starts more work in it. False if work is running already.
  */
-static bool bqnic_guard_enter(BqnicCore *core)
+bool bqnic_core_work_begin(BqnicCore *core)
 {
     MemReentrancyGuard *guard = &DEVICE(core->owner)->mem_reentrancy_guard;
 
-    if (guard->engaged_in_io) {
+    if (core->busy) {
         return false;
     }
+    core->busy = true;
+    core->guard_taken = !guard->engaged_in_io;
     guard->engaged_in_io = true;
     return true;
 }
 
-static void bqnic_guard_exit(BqnicCore *core)
+void bqnic_core_work_end(BqnicCore *core)
 {
-    DEVICE(core->owner)->mem_reentrancy_guard.engaged_in_io = false;
+    if (core->guard_taken) {
+        DEVICE(core->owner)->mem_reentrancy_guard.engaged_in_io = false;
+    }
+    core->busy = false;
+    if (core->rx_flush_wanted) {
+        core->rx_flush_wanted = false;
+        qemu_flush_queued_packets(qemu_get_queue(core->nic));
+    }
+}
+
+/* Let the net layer deliver again: now, or when the running work ends. */
+static void bqnic_rx_flush(BqnicCore *core)
+{
+    if (core->busy) {
+        core->rx_flush_wanted = true;
+    } else {
+        qemu_flush_queued_packets(qemu_get_queue(core->nic));
+    }
 }
 
 /* Interrupts */
 
-static void bqnic_fire_vector(BqnicCore *core, unsigned int vector,
+/*
+ * The message is a memory write the guest aimed: false if what it reached
+ * reset the device (through a bridge, say), and the caller must stop.
+ */
+static bool bqnic_fire_vector(BqnicCore *core, unsigned int vector,
                               uint32_t cause)
 {
+    uint32_t generation = core->generation;
+
     trace_bqnic_irq(vector, cause);
     msix_notify(core->owner, vector);
+    return core->generation == generation;
 }
 
 /*
  * With CTRL.IRQ_AUTO the message masks the queue and clears the causes it
  * reports, so the driver's handler needs no register access (section 6.2).
  */
-static void bqnic_queue_fire(BqnicQueue *q, uint32_t pending, int64_t now)
+/*
+ * Causes that are set, unmasked and not yet reported: a cause a message
+ * reported fires again only once it was cleared and set anew (SPEC 6).
+ */
+static uint32_t bqnic_queue_pending(const BqnicQueue *q)
+{
+    return q->cause & ~q->mask & ~q->reported;
+}
+
+static bool bqnic_queue_fire(BqnicQueue *q, uint32_t pending, int64_t now)
 {
     q->last_irq_ns = now;
     q->stats.interrupts++;
@@ -94,44 +131,46 @@ static void bqnic_queue_fire(BqnicQueue *q, uint32_t pending, int64_t now)
         q->cause &= ~pending;
         q->mask = BQNIC_QCAUSE_ALL;
     }
-    bqnic_fire_vector(q->core, q->index, pending);
+    q->reported |= pending & q->cause;
+    return bqnic_fire_vector(q->core, q->index, pending);
 }
 
-static void bqnic_queue_irq(BqnicQueue *q)
+/* False if the message reset the device (bqnic_fire_vector). */
+static bool bqnic_queue_irq(BqnicQueue *q)
 {
     BqnicCore *core = q->core;
-    uint32_t pending = q->cause & ~q->mask;
+    uint32_t pending = bqnic_queue_pending(q);
     int64_t now, due;
 
     if (!pending || timer_pending(q->itr_timer)) {
-        return;
+        return true;
     }
     now = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
     due = q->last_irq_ns + (int64_t)core->itr * SCALE_US;
     if (core->itr && now < due) {
         trace_bqnic_irq_delayed(q->index, due - now);
         timer_mod(q->itr_timer, due);
-        return;
+        return true;
     }
-    bqnic_queue_fire(q, pending, now);
+    return bqnic_queue_fire(q, pending, now);
 }
 
 static void bqnic_itr_timer(void *opaque)
 {
     BqnicQueue *q = opaque;
-    uint32_t pending = q->cause & ~q->mask;
+    uint32_t pending = bqnic_queue_pending(q);
 
     if (!pending) {
         return;
     }
-    if (!bqnic_guard_enter(q->core)) {
-        /* Only our own MMIO runs timers re-entrantly: try again later. */
+    if (!bqnic_core_work_begin(q->core)) {
+        /* Timers do not run inside device work; should one, try later. */
         timer_mod(q->itr_timer, qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL) +
                   SCALE_US);
         return;
     }
     bqnic_queue_fire(q, pending, qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL));
-    bqnic_guard_exit(q->core);
+    bqnic_core_work_end(q->core);
 }
 
 /* A delay the previous ITR set is timed again with the new one. */
@@ -144,29 +183,36 @@ static void bqnic_itr_changed(BqnicCore *core)
 
         if (timer_pending(q->itr_timer)) {
             timer_del(q->itr_timer);
-            bqnic_queue_irq(q);
+            if (!bqnic_queue_irq(q)) {
+                return;
+            }
         }
     }
 }
 
-static void bqnic_queue_cause(BqnicQueue *q, uint32_t bits)
+/* False if the interrupt it raised reset the device. */
+static bool bqnic_queue_cause(BqnicQueue *q, uint32_t bits)
 {
-    uint32_t fresh = bits & ~q->cause;
-
     q->cause |= bits;
-    if (fresh & ~q->mask) {
-        bqnic_queue_irq(q);
-    }
+    return bqnic_queue_irq(q);
 }
 
-static void bqnic_misc_cause(BqnicCore *core, uint32_t bits)
+static bool bqnic_misc_irq(BqnicCore *core)
 {
-    uint32_t fresh = bits & ~core->misc_cause;
+    uint32_t pending = core->misc_cause & ~core->misc_mask &
+                       ~core->misc_reported;
 
-    core->misc_cause |= bits;
-    if (fresh & ~core->misc_mask) {
-        bqnic_fire_vector(core, core->num_queues, core->misc_cause);
+    if (!pending) {
+        return true;
     }
+    core->misc_reported |= pending;
+    return bqnic_fire_vector(core, core->num_queues, pending);
+}
+
+static bool bqnic_misc_cause(BqnicCore *core, uint32_t bits)
+{
+    core->misc_cause |= bits;
+    return bqnic_misc_irq(core);
 }
 
 /* DMA: every transfer is checked; a failure stops the queue until reset. */
@@ -225,32 +271,48 @@ static bool bqnic_dma_range_ok(BqnicQueue *q, enum BqnicDmaWhere where,
     return true;
 }
 
+/*
+ * A transfer reaches whatever the guest aimed it at, and that may reset the
+ * device (a bridge's secondary bus reset, say): false then too, and the
+ * caller stops without touching the reset state. Nothing in flight
+ * completes after a reset (QEMU's reset leaves the bus-master region on).
+ */
 static bool bqnic_dma_read(BqnicQueue *q, enum BqnicDmaWhere where,
                            dma_addr_t addr, void *buf, dma_addr_t len)
 {
+    BqnicCore *core = q->core;
+    uint32_t generation = core->generation;
+
     if (!bqnic_dma_range_ok(q, where, addr, len, DMA_DIRECTION_TO_DEVICE) ||
         bqnic_dma_fault_injected(q, where, addr)) {
         return false;
     }
-    if (pci_dma_read(q->core->owner, addr, buf, len) != MEMTX_OK) {
-        bqnic_dma_error(q, where, addr);
+    if (pci_dma_read(core->owner, addr, buf, len) != MEMTX_OK) {
+        if (core->generation == generation) {
+            bqnic_dma_error(q, where, addr);
+        }
         return false;
     }
-    return true;
+    return core->generation == generation;
 }
 
 static bool bqnic_dma_write(BqnicQueue *q, enum BqnicDmaWhere where,
                             dma_addr_t addr, const void *buf, dma_addr_t len)
 {
+    BqnicCore *core = q->core;
+    uint32_t generation = core->generation;
+
     if (!bqnic_dma_range_ok(q, where, addr, len, DMA_DIRECTION_FROM_DEVICE) ||
         bqnic_dma_fault_injected(q, where, addr)) {
         return false;
     }
-    if (pci_dma_write(q->core->owner, addr, buf, len) != MEMTX_OK) {
-        bqnic_dma_error(q, where, addr);
+    if (pci_dma_write(core->owner, addr, buf, len) != MEMTX_OK) {
+        if (core->generation == generation) {
+            bqnic_dma_error(q, where, addr);
+        }
         return false;
     }
-    return true;
+    return core->generation == generation;
 }
 
 /* Receive */
@@ -437,6 +499,14 @@ static void bqnic_rx_check_low(BqnicQueue *q, bool short_of_buffers)
  */
 bool bqnic_core_can_receive(BqnicCore *core)
 {
+    if (core->busy) {
+        /*
+         * A frame the device's own work made (a synchronous netdev's answer
+         * to what it sent, say) waits for that work to end.
+         */
+        core->rx_flush_wanted = true;
+        return false;
+    }
     return core->rx_held_queue < 0;
 }
 
@@ -451,8 +521,8 @@ static ssize_t bqnic_rx_done(size_t len)
     return len ? len : 1;
 }
 
-ssize_t bqnic_core_receive_iov(BqnicCore *core, const struct iovec *iov,
-                               int iovcnt)
+static ssize_t bqnic_rx_frame(BqnicCore *core, const struct iovec *iov,
+                              int iovcnt)
 {
     size_t len = iov_size(iov, iovcnt);
     BqnicRxInfo info;
@@ -563,9 +633,25 @@ ssize_t bqnic_core_receive_iov(BqnicCore *core, const struct iovec *iov,
     }
     q->stats.rx_frames++;
     q->stats.rx_bytes += len;
-    bqnic_queue_cause(q, BQNIC_QCAUSE_RX);
-    bqnic_rx_check_low(q, false);
+    if (bqnic_queue_cause(q, BQNIC_QCAUSE_RX)) {
+        bqnic_rx_check_low(q, false);
+    }
     return len;
+}
+
+ssize_t bqnic_core_receive_iov(BqnicCore *core, const struct iovec *iov,
+                               int iovcnt)
+{
+    ssize_t ret;
+
+    if (!bqnic_core_work_begin(core)) {
+        /* Delivered inside the device's own work: it waits for its end. */
+        core->rx_flush_wanted = true;
+        return 0;
+    }
+    ret = bqnic_rx_frame(core, iov, iovcnt);
+    bqnic_core_work_end(core);
+    return ret;
 }
 
 /*
@@ -579,12 +665,13 @@ static void bqnic_rx_kick(BqnicCore *core, BqnicQueue *q)
         return;
     }
     core->rx_held_queue = -1;
-    qemu_flush_queued_packets(qemu_get_queue(core->nic));
+    bqnic_rx_flush(core);
 }
 
 /* Transmit */
 
-static void bqnic_tx_complete(BqnicQueue *q, uint32_t first, uint32_t count)
+/* False on a DMA error or a reset: the queue is no longer ours to touch. */
+static bool bqnic_tx_complete(BqnicQueue *q, uint32_t first, uint32_t count)
 {
     uint32_t i;
 
@@ -595,13 +682,14 @@ static void bqnic_tx_complete(BqnicQueue *q, uint32_t first, uint32_t count)
         uint16_t flags;
 
         if (!bqnic_dma_read(q, BQNIC_WHERE_TX, at, &flags, sizeof(flags))) {
-            return;
+            return false;
         }
         flags = cpu_to_le16(le16_to_cpu(flags) | BQNIC_TXD_F_DONE);
         if (!bqnic_dma_write(q, BQNIC_WHERE_TX, at, &flags, sizeof(flags))) {
-            return;
+            return false;
         }
     }
+    return true;
 }
 
 static void bqnic_tx_checksum(uint8_t *frame, uint32_t len, uint16_t start,
@@ -628,6 +716,7 @@ static void bqnic_tx_checksum(uint8_t *frame, uint32_t len, uint16_t start,
 static uint32_t bqnic_tx_one(BqnicQueue *q)
 {
     BqnicCore *core = q->core;
+    uint32_t generation = core->generation;
     uint32_t avail = bqnic_ring_used(&q->tx);
     uint32_t ndesc = 0, len = 0, limit = core->max_frame + 4;
     uint16_t csum_start = 0, csum_offset = 0;
@@ -692,26 +781,31 @@ static uint32_t bqnic_tx_one(BqnicQueue *q)
             bqnic_tx_checksum(core->tx_frame, len, csum_start, csum_offset);
         }
         qemu_send_packet(qemu_get_queue(core->nic), core->tx_frame, len);
+        /* The frame went where the netdev sends it, which may reset us. */
+        if (core->generation != generation) {
+            return 0;
+        }
         q->stats.tx_frames++;
         q->stats.tx_bytes += len;
     }
-    bqnic_tx_complete(q, q->tx.cons, ndesc);
-    if (bqnic_queue_stopped(q)) {
+    if (!bqnic_tx_complete(q, q->tx.cons, ndesc)) {
         return 0;
     }
     q->tx.cons += ndesc;
     return ndesc;
 }
 
-static void bqnic_tx_run(BqnicQueue *q)
+/* False if the device was reset meanwhile: the caller stops too. */
+static bool bqnic_tx_run(BqnicQueue *q)
 {
     BqnicCore *core = q->core;
+    uint32_t generation = core->generation;
     uint32_t done = 0, used;
 
     if (!(core->ctrl & BQNIC_CTRL_TX_EN) ||
         !(q->tx_ctrl & BQNIC_QCTRL_ENABLE) || bqnic_queue_stopped(q) ||
         !bqnic_bus_master(core)) {
-        return;
+        return true;
     }
     /* Bounded: at most one pass over the ring per doorbell. */
     while (done < q->tx.size && bqnic_ring_used(&q->tx)) {
@@ -721,9 +815,10 @@ static void bqnic_tx_run(BqnicQueue *q)
         }
         done += used;
     }
-    if (done) {
-        bqnic_queue_cause(q, BQNIC_QCAUSE_TX);
+    if (core->generation != generation) {
+        return false;
     }
+    return !done || bqnic_queue_cause(q, BQNIC_QCAUSE_TX);
 }
 
 /* Registers */
@@ -742,6 +837,7 @@ static void bqnic_queue_reset(BqnicQueue *q)
     memset(q->bq_cache, 0, sizeof(q->bq_cache));
     q->cause = 0;
     q->mask = BQNIC_QCAUSE_ALL;
+    q->reported = 0;
     q->last_irq_ns = INT64_MIN / 2;    /* long ago: the next one fires now */
 }
 
@@ -750,10 +846,13 @@ void bqnic_core_reset(BqnicCore *core)
     unsigned int i;
 
     trace_bqnic_reset();
+    /* Work this reset interrupted stops at its next check (SPEC 9). */
+    core->generation++;
     core->ctrl = 0;
     core->max_frame = BQNIC_DEFAULT_MAX_FRAME;
     core->misc_cause = 0;
     core->misc_mask = BQNIC_MISC_ALL;
+    core->misc_reported = 0;
     core->itr = 0;
     core->dma_err = false;
     core->dma_err_addr = 0;
@@ -781,7 +880,7 @@ void bqnic_core_reset(BqnicCore *core)
             qemu_purge_queued_packets(nc->peer);
         }
         core->rx_held_queue = -1;
-        qemu_flush_queued_packets(nc);
+        bqnic_rx_flush(core);
     }
 }
 
@@ -1062,12 +1161,28 @@ static bool bqnic_index_ok(BqnicQueue *q, BqnicRing *r, uint32_t prod,
     return true;
 }
 
+/*
+ * A producer may run at most one ring ahead of the consumer, and never moves
+ * back (SPEC 4.1): what it posted is the device's until completed or reset.
+ */
+static bool bqnic_producer_ok(BqnicQueue *q, BqnicRing *r, uint32_t prod,
+                              bool enabled, const char *what)
+{
+    if (enabled && prod - r->cons < r->prod - r->cons) {
+        qemu_log_mask(LOG_GUEST_ERROR, "bqnic: queue %u: %s producer moved"
+                      " back from %u to %u (consumer %u; ignored)\n",
+                      q->index, what, r->prod, prod, r->cons);
+        return false;
+    }
+    return bqnic_index_ok(q, r, prod, r->cons, enabled, what);
+}
+
 static void bqnic_bq_doorbell(BqnicQueue *q, int which, uint32_t val)
 {
     BqnicRing *bq = which ? &q->lbq : &q->sbq;
     bool enabled = q->rx_ctrl & BQNIC_QCTRL_ENABLE;
 
-    if (!bqnic_index_ok(q, bq, val, bq->cons, enabled, bq_name[which])) {
+    if (!bqnic_producer_ok(q, bq, val, enabled, bq_name[which])) {
         return;
     }
     bq->prod = val;
@@ -1098,9 +1213,12 @@ static void bqnic_queue_write(BqnicQueue *q, hwaddr reg, uint32_t val)
             break;
         }
         q->cq.cons = val;
+        /* A cause that became pending while masked fires now. */
         if (reg == BQNIC_Q_CQ_ARM) {
             q->mask = 0;
-            bqnic_queue_irq(q); /* a cause that is already pending fires now */
+            if (!bqnic_queue_irq(q)) {
+                break;
+            }
         }
         bqnic_rx_kick(q->core, q);
         break;
@@ -1137,7 +1255,7 @@ static void bqnic_queue_write(BqnicQueue *q, hwaddr reg, uint32_t val)
         bqnic_set_size(q, &q->tx, tx_on, val, "tx size");
         break;
     case BQNIC_Q_TX_PROD:
-        if (bqnic_index_ok(q, &q->tx, val, q->tx.cons, tx_on, "tx")) {
+        if (bqnic_producer_ok(q, &q->tx, val, tx_on, "tx")) {
             q->tx.prod = val;
             trace_bqnic_tx_doorbell(q->index, q->tx.prod, q->tx.cons);
             bqnic_tx_run(q);
@@ -1145,10 +1263,11 @@ static void bqnic_queue_write(BqnicQueue *q, hwaddr reg, uint32_t val)
         break;
     case BQNIC_Q_CAUSE:
         q->cause &= ~val;
+        q->reported &= q->cause;
         break;
     case BQNIC_Q_MASK:
         q->mask = val & BQNIC_QCAUSE_ALL;
-        bqnic_queue_irq(q);     /* unmasking a pending cause fires now */
+        bqnic_queue_irq(q);     /* unmasking an unreported cause fires now */
         break;
     default:
         qemu_log_mask(LOG_GUEST_ERROR, "bqnic: queue %u: write 0x%x to"
@@ -1169,7 +1288,9 @@ static void bqnic_ctrl_write(BqnicCore *core, uint32_t val)
     core->ctrl = val & BQNIC_CTRL_MASK;
     if (core->ctrl & BQNIC_CTRL_TX_EN) {
         for (i = 0; i < core->num_queues; i++) {
-            bqnic_tx_run(&core->queues[i]);
+            if (!bqnic_tx_run(&core->queues[i])) {
+                return;
+            }
         }
     }
     bqnic_rx_kick(core, NULL);
@@ -1227,12 +1348,11 @@ void bqnic_core_write(BqnicCore *core, hwaddr addr, uint32_t val)
         break;
     case BQNIC_REG_MISC_CAUSE:
         core->misc_cause &= ~val;
+        core->misc_reported &= core->misc_cause;
         break;
     case BQNIC_REG_MISC_MASK:
         core->misc_mask = val & BQNIC_MISC_ALL;
-        if (core->misc_cause & ~core->misc_mask) {
-            bqnic_fire_vector(core, core->num_queues, core->misc_cause);
-        }
+        bqnic_misc_irq(core);   /* unmasking an unreported cause fires now */
         break;
     case BQNIC_REG_ITR:
         core->itr = val & 0xffff;
@@ -1263,35 +1383,33 @@ void bqnic_core_set_link(BqnicCore *core, bool up)
     }
     trace_bqnic_link(up);
     core->link_up = up;
-    /* From QMP set_link: outside the guard our MMIO engages. */
-    if (!bqnic_guard_enter(core)) {
+    /* From QMP set_link, which never runs inside device work. */
+    if (!bqnic_core_work_begin(core)) {
         return;
     }
-    bqnic_misc_cause(core, BQNIC_MISC_LINK);
-    if (up) {
+    if (bqnic_misc_cause(core, BQNIC_MISC_LINK) && up) {
         bqnic_rx_kick(core, NULL);
     }
-    bqnic_guard_exit(core);
+    bqnic_core_work_end(core);
 }
 
-/* From a PCI config write: outside the guard our MMIO engages. */
-void bqnic_core_bus_master_changed(BqnicCore *core)
+/*
+ * From a PCI config write that turned bus mastering on (bqnic.c, inside
+ * bqnic_core_work_begin/end): start what waited for it.
+ */
+void bqnic_core_bus_master_on(BqnicCore *core)
 {
     unsigned int i;
 
     if (!bqnic_bus_master(core)) {
         return;
     }
-    if (!bqnic_guard_enter(core)) {
-        qemu_log_mask(LOG_GUEST_ERROR, "bqnic: bus mastering turned on by"
-                      " the device's own DMA (pending work not started)\n");
-        return;
-    }
     for (i = 0; i < core->num_queues; i++) {
-        bqnic_tx_run(&core->queues[i]);
+        if (!bqnic_tx_run(&core->queues[i])) {
+            return;
+        }
     }
     bqnic_rx_kick(core, NULL);
-    bqnic_guard_exit(core);
 }
 
 /* Migration (SPEC 12) */
@@ -1343,10 +1461,33 @@ static const VMStateDescription bqnic_vmstate_stats = {
     }
 };
 
+/* Only while a reported cause is still set; absent, none is (pre_load). */
+static bool bqnic_queue_reported_needed(void *opaque)
+{
+    BqnicQueue *q = opaque;
+
+    return q->reported != 0;
+}
+
+static const VMStateDescription bqnic_vmstate_queue_reported = {
+    .name = "bqnic/queue/reported",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .needed = bqnic_queue_reported_needed,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32(reported, BqnicQueue),
+        VMSTATE_END_OF_LIST()
+    }
+};
+
 static const VMStateDescription bqnic_vmstate_queue = {
     .name = "bqnic/queue",
     .version_id = 1,
     .minimum_version_id = 1,
+    .subsections = (const VMStateDescription * const []) {
+        &bqnic_vmstate_queue_reported,
+        NULL
+    },
     .fields = (const VMStateField[]) {
         VMSTATE_UINT32(rx_ctrl, BqnicQueue),
         VMSTATE_UINT32(rx_status, BqnicQueue),
@@ -1384,6 +1525,67 @@ static bool bqnic_ring_loadable(const BqnicRing *r, bool enabled,
            r->prod - r->cons <= r->size;
 }
 
+/*
+ * The read-ahead as bqnic_bq_prefetch could have left it: entries of the
+ * ring from `first` on, none past its end or beyond the producer, and the
+ * consumer inside them or just after (SPEC 4.1, 6.2).
+ */
+static bool bqnic_bq_cache_loadable(const BqnicRing *bq,
+                                    const BqnicBqCache *cache, bool enabled)
+{
+    if (cache->count > BQNIC_BQ_PREFETCH) {
+        return false;
+    }
+    if (!cache->count) {
+        return true;
+    }
+    return enabled && bq->cons - cache->first <= cache->count &&
+           cache->first + cache->count - bq->cons <= bqnic_ring_used(bq) &&
+           bqnic_ring_slot(bq, cache->first) + cache->count <= bq->size;
+}
+
+/* Causes, masks and status words hold only bits a register write could set */
+static bool bqnic_queue_bits_loadable(const BqnicQueue *q)
+{
+    return !(q->cause & ~BQNIC_QCAUSE_ALL) && !(q->mask & ~BQNIC_QCAUSE_ALL) &&
+           !(q->reported & ~q->cause) &&
+           !(q->rx_status & ~BQNIC_QSTATUS_STOPPED) &&
+           !(q->tx_status & ~BQNIC_QSTATUS_STOPPED) &&
+           !(q->rx_ctrl & ~BQNIC_QCTRL_ENABLE) &&
+           !(q->tx_ctrl & ~BQNIC_QCTRL_ENABLE);
+}
+
+static bool bqnic_misc_reported_needed(void *opaque)
+{
+    BqnicCore *core = opaque;
+
+    return core->misc_reported != 0;
+}
+
+static const VMStateDescription bqnic_vmstate_misc_reported = {
+    .name = "bqnic/core/misc-reported",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .needed = bqnic_misc_reported_needed,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT32(misc_reported, BqnicCore),
+        VMSTATE_END_OF_LIST()
+    }
+};
+
+/* A stream without the "reported" subsections reported nothing still set. */
+static int bqnic_core_pre_load(void *opaque)
+{
+    BqnicCore *core = opaque;
+    unsigned int i;
+
+    core->misc_reported = 0;
+    for (i = 0; i < core->num_queues; i++) {
+        core->queues[i].reported = 0;
+    }
+    return 0;
+}
+
 static int bqnic_core_post_load(void *opaque, int version_id)
 {
     BqnicCore *core = opaque;
@@ -1400,7 +1602,12 @@ static int bqnic_core_post_load(void *opaque, int version_id)
         core->lbq_buf_size > 65536 || core->lbq_buf_size % 1024 ||
         core->bq_low_mark > BQNIC_MAX_RING || core->itr > 0xffff ||
         (core->ctrl & ~BQNIC_CTRL_MASK) || core->mac_hi > 0xffff ||
-        (core->misc_mask & ~BQNIC_MISC_ALL)) {
+        (core->misc_mask & ~BQNIC_MISC_ALL) ||
+        (core->misc_cause & ~BQNIC_MISC_ALL) ||
+        (core->misc_reported & ~core->misc_cause) ||
+        (core->dma_err_where & ~0xfffu) ||
+        (core->dma_err_where >> 8) > BQNIC_WHERE_TX_BUF ||
+        (core->dma_err_where & 0xff) >= core->num_queues) {
         error_report("bqnic: migrated device registers out of range");
         return -EINVAL;
     }
@@ -1409,9 +1616,12 @@ static int bqnic_core_post_load(void *opaque, int version_id)
         bool rx_on = q->rx_ctrl & BQNIC_QCTRL_ENABLE;
         bool tx_on = q->tx_ctrl & BQNIC_QCTRL_ENABLE;
 
-        if ((q->rx_ctrl & ~BQNIC_QCTRL_ENABLE) ||
-            (q->tx_ctrl & ~BQNIC_QCTRL_ENABLE) ||
-            !bqnic_ring_loadable(&q->cq, rx_on, 16) ||
+        if (!bqnic_queue_bits_loadable(q)) {
+            error_report("bqnic: migrated queue %u: cause, mask or status "
+                         "bits a register write cannot set", i);
+            return -EINVAL;
+        }
+        if (!bqnic_ring_loadable(&q->cq, rx_on, 16) ||
             !bqnic_ring_loadable(&q->sbq, rx_on, 8) ||
             !bqnic_ring_loadable(&q->lbq, rx_on, 8) ||
             !bqnic_ring_loadable(&q->tx, tx_on, 16)) {
@@ -1419,9 +1629,13 @@ static int bqnic_core_post_load(void *opaque, int version_id)
             return -EINVAL;
         }
         for (b = 0; b < ARRAY_SIZE(q->bq_cache); b++) {
-            if (q->bq_cache[b].count > BQNIC_BQ_PREFETCH) {
-                error_report("bqnic: migrated queue %u: %s read-ahead of %u",
-                             i, bq_name[b], q->bq_cache[b].count);
+            const BqnicBqCache *cache = &q->bq_cache[b];
+
+            if (!bqnic_bq_cache_loadable(b ? &q->lbq : &q->sbq, cache,
+                                         rx_on)) {
+                error_report("bqnic: migrated queue %u: %s read-ahead of %u "
+                             "from %u is not what the ring posted", i,
+                             bq_name[b], cache->count, cache->first);
                 return -EINVAL;
             }
         }
@@ -1445,7 +1659,12 @@ const VMStateDescription bqnic_vmstate_core = {
     .name = "bqnic/core",
     .version_id = 1,
     .minimum_version_id = 1,
+    .pre_load = bqnic_core_pre_load,
     .post_load = bqnic_core_post_load,
+    .subsections = (const VMStateDescription * const []) {
+        &bqnic_vmstate_misc_reported,
+        NULL
+    },
     .fields = (const VMStateField[]) {
         VMSTATE_UINT32(ctrl, BqnicCore),
         VMSTATE_UINT32(mac_lo, BqnicCore),

@@ -60,6 +60,7 @@ typedef struct BqnicQueue {
     BqnicBqCache bq_cache[2];   /* sbq, lbq */
     uint32_t cause;
     uint32_t mask;
+    uint32_t reported;          /* causes a message reported, still set */
     QEMUTimer *itr_timer;
     int64_t last_irq_ns;
     BqnicQueueStats stats;
@@ -72,6 +73,15 @@ struct BqnicCore {
     bool rx_nobuf_queue;        /* rx-nobuf=queue: hold frames, don't drop */
     int rx_held_queue;          /* queue a held frame waits for, or -1 */
     bool link_up;
+    /*
+     * Device work in progress (a register access, a frame, a timer, a PCI
+     * config write): what it emits (DMA, MSI-X) cannot start more work.
+     * A reset bumps the generation: work that sees it change stops there.
+     */
+    bool busy;
+    bool guard_taken;           /* busy engaged the re-entrancy guard */
+    bool rx_flush_wanted;       /* deliver held frames once the work ends */
+    uint32_t generation;
 
     uint32_t ctrl;
     uint32_t mac_lo;
@@ -79,6 +89,7 @@ struct BqnicCore {
     uint32_t max_frame;
     uint32_t misc_cause;
     uint32_t misc_mask;
+    uint32_t misc_reported;
     uint32_t itr;
     uint64_t dma_err_addr;
     uint32_t dma_err_where;
@@ -120,8 +131,10 @@ void bqnic_core_write(BqnicCore *core, hwaddr addr, uint32_t val);
 ssize_t bqnic_core_receive_iov(BqnicCore *core, const struct iovec *iov,
                                int iovcnt);
 bool bqnic_core_can_receive(BqnicCore *core);
+bool bqnic_core_work_begin(BqnicCore *core);
+void bqnic_core_work_end(BqnicCore *core);
+void bqnic_core_bus_master_on(BqnicCore *core);
 void bqnic_core_set_link(BqnicCore *core, bool up);
-void bqnic_core_bus_master_changed(BqnicCore *core);
 
 static inline uint32_t bqnic_ring_used(const BqnicRing *r)
 {
