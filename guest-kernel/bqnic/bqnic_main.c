@@ -1125,8 +1125,16 @@ static void bqnic_start_queues(struct bqnic_priv *priv)
 	}
 	spin_unlock_bh(&priv->refill_lock);
 
-	for (i = 0; i < priv->num_queues; i++)
+	/*
+	 * A cause left set from before (reported before IRQ_AUTO was on, or set
+	 * while the queue was masked) would stay set: the device sends a cause
+	 * once until it is cleared (SPEC 6), and with IRQ_AUTO only its own
+	 * messages clear them, so the queue would never interrupt again.
+	 */
+	for (i = 0; i < priv->num_queues; i++) {
+		bqnic_wr(priv, BQNIC_Q(i, BQNIC_Q_CAUSE), BQNIC_QCAUSE_ALL);
 		bqnic_wr(priv, BQNIC_Q(i, BQNIC_Q_MASK), 0);
+	}
 	bqnic_rss_init(priv);
 	bqnic_wr(priv, BQNIC_REG_MISC_MASK, 0);
 	bqnic_wr(priv, BQNIC_REG_ITR, priv->rx_usecs);

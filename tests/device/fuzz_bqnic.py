@@ -2,7 +2,9 @@
 
 Random register writes find little: this builds what a hostile driver would. Rings and
 descriptors whose addresses point at fresh buffers, the device's own BARs and MSI-X table,
-ranges that wrap past 2^64 or run off the end of RAM; buffer queues posted and rung;
+its own PCI config space and the host bridge's through MMCONFIG (a function-level reset
+or bus mastering turned off by its own DMA), ranges that wrap past 2^64 or run off the end
+of RAM; buffer queues posted and rung;
 multi-fragment tx frames with wild lengths and checksum offsets; MSI-X messages aimed at
 the device itself; resets, FLRs, bus mastering and link flips, ITR changes, clock steps;
 and, all along, frames from the wire (0 to 9300 bytes, runts, valid and broken IPv4/IPv6
@@ -50,6 +52,12 @@ from .bqnic_driver import (
 from .qtest_client import MMIO_BASE, MSIX_BASE, RAM_MB, Qtest
 
 ID_VALUE = 0x62716E63
+# MMCONFIG (q35's PCIEXBAR, enabled as firmware does) and the device pinned at 00:03.0, so
+# that programs can aim DMA and messages at its config space and the host bridge's.
+MMCONFIG = 0xB000_0000
+DEVFN = 0x18
+OWN_CONFIG = MMCONFIG + (DEVFN << 12)
+PCIE_DEVCTL = 0xE0 + 8  # the PCI Express capability's Device Control (bit 15: FLR)
 RAM_END = RAM_MB << 20
 MAILBOX = 0x0080_0000  # where aimed-right MSI-X messages land (handed to the device)
 HANDED = (0x0100_0000, 0x0400_0000)  # rings and buffers live here
@@ -127,6 +135,9 @@ class Generator:
         return self.rng.choice([
             MMIO_BASE + self.rng.randrange(0, 0x2000, 4),  # the device's own registers
             MSIX_BASE + self.rng.randrange(0, 0x100, 4),  # its MSI-X table
+            OWN_CONFIG + self.rng.choice([4, PCIE_DEVCTL - 2, PCIE_DEVCTL,
+                                          self.rng.randrange(0, 0x100, 4)]),  # its config
+            MMCONFIG + self.rng.randrange(0, 0x100, 4),  # the host bridge's config space
             (1 << 64) - self.rng.choice([8, 16, 256, 4096]),  # wraps to guest RAM at 0
             RAM_END - self.rng.choice([8, 256, 2048]),  # runs off the end of RAM
             0x0000_FFFF_0000_0000 + self.rng.randrange(1 << 20),  # nothing there
@@ -274,8 +285,10 @@ class Generator:
         vector = self.rng.randrange(self.queues + 1)
         target = self.rng.choice([MAILBOX + 4 * vector, MAILBOX + 4 * vector,
                                   MMIO_BASE + CTRL, qreg(0, "rxq"),
-                                  MSIX_BASE + 16 * self.rng.randrange(self.queues + 1)])
-        data = self.rng.choice([0xB000 + vector, CTRL_RESET, self.value()])
+                                  MSIX_BASE + 16 * self.rng.randrange(self.queues + 1),
+                                  OWN_CONFIG + 4, OWN_CONFIG + PCIE_DEVCTL,
+                                  MMCONFIG + self.rng.randrange(0, 0x100, 4)])
+        data = self.rng.choice([0xB000 + vector, CTRL_RESET, 1 << 15, 0, self.value()])
         entry = MSIX_BASE + 16 * vector
         self.emit("writel", entry, target & 0xFFFFFFFF)
         self.emit("writel", entry + 4, target >> 32)
@@ -360,10 +373,15 @@ class Target:
     def __init__(self, binary: Path, workdir: Path, queues: int, rx_nobuf: str,
                  sanitize: bool, timeout: float = 30.0) -> None:
         self.qt = Qtest(binary, workdir, queues=queues, rx_nobuf=rx_nobuf, netdev="stream",
-                        env=qemu.SANITIZER_ENV if sanitize else None, timeout=timeout)
+                        env=qemu.SANITIZER_ENV if sanitize else None, timeout=timeout,
+                        extra=f",addr=0x{DEVFN >> 3:x}")
         self.wire = Wire(self.qt.net)
         qt = self.qt
+        qt.devfn = 0  # the host bridge: MMCONFIG on
+        qt.cfg_writel(0x64, 0)
+        qt.cfg_writel(0x60, MMCONFIG | 1)
         qt.find_device()
+        assert qt.devfn == DEVFN
         qt.map_bars()
         qt.enable_msix(queues + 1)
         for base, size in CANARIES:
