@@ -36,6 +36,22 @@ REVERTED = [
 ]
 
 
+def test_xarray_nomem_fails_without_the_page_pool_fix(built, bqlab_env: dict[str, str],
+                                                      tmp_path: Path) -> None:
+    """xarray-nomem's negative control: Debian's 6.12 page_pool as it is (without
+    guest-kernel/patches/0002) sleeps with BHs off in __xas_nomem(), which the console
+    (CONFIG_DEBUG_ATOMIC_SLEEP) reports: the run fails on that report."""
+    res = run_bqlab(["run", "xarray-nomem", "--kernel-patch",
+                     str(PATCHES / "revert-page-pool-bh-lock.patch")], bqlab_env,
+                    timeout=1800)
+    report = only_report(tmp_path / "artifacts")
+    found = [f["text"] for f in report["console_findings"].get("dut", [])]
+    assert res.returncode == 1 and any(
+        "sleeping function called from invalid context" in f for f in found), \
+        f"{report['diagnosis']}\n{found}"
+    assert "__xas_nomem" in report["console_findings"]["dut"][0]["excerpt"]
+
+
 @pytest.mark.parametrize("patch,verdict,outcome", REVERTED,
                          ids=[p.removeprefix("revert-").removesuffix(".patch")
                               for p, _, _ in REVERTED])

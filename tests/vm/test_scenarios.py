@@ -14,7 +14,8 @@ from bqlab.judge.verdicts import MAX_BUFFERS_PER_FRAME
 from .conftest import only_report, run_bqlab
 
 POSITIVE = ["rx-stall", "rx-stall-lbq", "rx-stall-memhog", "stopped-tcp", "xdp-cycles",
-            "xdp-cpumap-churn", "teardown", "reconfigure-under-failure", "rx-error-paths"]
+            "xdp-cpumap-churn", "teardown", "reconfigure-under-failure", "rx-error-paths",
+            "xarray-nomem"]
 # A negative control that reproduces with a memory hog only (no fault injection): the
 # OOM killer's relief makes it timing-bound. stopped-tcp-buggy uses a balloon instead.
 TIMING_BOUND = {"rx-stall-memhog-buggy"}
