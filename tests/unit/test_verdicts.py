@@ -310,3 +310,16 @@ def test_watched_and_quiet_passes() -> None:
     v = data_race_verdict([], {"enabled": 1, "setup_watchpoints": 40},
                           {"enabled": 1, "setup_watchpoints": 8040})
     assert v.verdict == "PASS" and "8000" in v.reason
+
+
+def test_dma_debug_that_switched_itself_off_is_said() -> None:
+    """failslab on radix_tree_node fails DMA-API debug's own cacheline tracking, which then
+    turns itself off: the dma verdict must say its witness is gone, not pass in silence."""
+    from bqlab.judge.run_verdicts import dma_debug_switched_off
+
+    console = ("[   10.9] bqnic 0000:00:03.0 test0: up\n"
+               "[   10.922193] DMA-API: cacheline tracking ENOMEM, dma-debug disabled\n")
+    assert dma_debug_switched_off(console) == \
+        "DMA-API: cacheline tracking ENOMEM, dma-debug disabled"
+    assert dma_debug_switched_off("DMA-API: debugging out of memory - disabling\n")
+    assert dma_debug_switched_off("DMA-API: preallocated 65536 debug entries\n") is None

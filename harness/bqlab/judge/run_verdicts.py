@@ -1,5 +1,6 @@
 """From a finished run's samples to its verdict records (report.json `verdicts`)."""
 
+import re
 import time
 from typing import Any
 
@@ -136,9 +137,24 @@ def judge_dma(state: RunState, api_before: int | None) -> dict[str, Any]:
         f"DMA-API error count unchanged ({api_after}), device DMA errors "
         f"{'not read' if device is None else 0}" +
         (f" besides the {injected} injected" if injected else ""))
+    off = dma_debug_switched_off(state.topo["dut"].console_text())
+    if off:
+        # Its own tracking failed an allocation (failslab, memory pressure): the witness
+        # is gone from then on, and the verdict says so rather than pass in silence.
+        reason += f"; DMA-API debugging switched itself off mid-run ({off!r}): " \
+                  "mappings made after that were not checked"
     return {"name": "dma", "verdict": verdict, "reason": reason,
             "dma_api_errors": [api_before, api_after], "device_dma_errors": device,
-            "device_dma_faults_injected": injected}
+            "device_dma_faults_injected": injected, "dma_debug_off": off}
+
+
+DMA_DEBUG_OFF = re.compile(r"DMA-API: [^\n]*(?:dma-debug disabled|disabling)[^\n]*")
+
+
+def dma_debug_switched_off(console: str) -> str | None:
+    """The kernel's line saying DMA-API debugging turned itself off, if it did."""
+    m = DMA_DEBUG_OFF.search(console)
+    return m.group(0).strip() if m else None
 
 
 def mmio_intervals(state: RunState) -> list[tuple[int, int]]:
