@@ -356,6 +356,11 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     from .run.rundir import new_run_dir
     from .run.runner import run_scenario
 
+    if args.table:
+        from pathlib import Path
+
+        print(matrix.by_kernel([matrix.load(Path(p)) for p in args.table]), end="")
+        return ExitCode.PASS
     built = _built(args)
     say_accelerator(built)
     cells = matrix.run(scenario.load, lambda sc: run_scenario(sc, built),
@@ -718,6 +723,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "teardown, xdp-cycles, selftests)")
     p.add_argument("--nic", action="append", metavar="MODEL",
                    help="only these NIC models (repeatable; default: all five)")
+    p.add_argument("--table", nargs="+", metavar="MATRIX_DIR",
+                   help="run nothing: print saved matrices (artifacts/*-matrix) as one "
+                        "table with a column per kernel")
     _add_kernel_options(p)
     p.set_defaults(func=cmd_matrix)
 

@@ -53,3 +53,22 @@ def test_cells_na_and_exit_code() -> None:
     md = matrix.markdown(cells, "7.2.13", when="2026-12-06")
     assert md.splitlines()[0] == "Kernel 7.2.13, 2026-12-06:"
     assert "| `xdp-cycles` | PASS | PASS | N/A (" in md
+
+
+def test_saved_matrices_make_one_table_with_a_column_per_kernel(tmp_path: Path) -> None:
+    a = matrix.run(fake_load, fake_run, ("smoke", "rx-stall"), ("bqnic", "igb"))
+    b = [c if c.nic != "igb" else matrix.Cell(c.scenario, c.nic, "PASS", "") for c in a]
+    matrix.write(tmp_path / "a", a, "6.12.118")
+    matrix.write(tmp_path / "b", b, "7.2.13")
+    table = matrix.by_kernel([matrix.load(tmp_path / "a"), matrix.load(tmp_path / "b")])
+    lines = table.splitlines()
+    assert lines[0] == "| scenario | NIC | 6.12.118 | 7.2.13 |"
+    [igb] = [ln for ln in lines if ln.startswith("| `rx-stall` | igb |")]
+    assert igb.split(" | ")[2].startswith("FAIL") and igb.endswith("| PASS |")
+    (tmp_path / "junk.json").write_text('{"schema": "other"}')
+    try:
+        matrix.load(tmp_path / "junk.json")
+    except BadInput as e:
+        assert "not a saved bqlab matrix" in str(e)
+    else:
+        raise AssertionError("a file of another schema was taken")

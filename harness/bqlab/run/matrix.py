@@ -96,6 +96,39 @@ def write(out: Path, cells: list[Cell], kernel: str) -> None:
     (out / "matrix.md").write_text(markdown(cells, kernel))
 
 
+def load(path: Path) -> tuple[str, list[Cell]]:
+    """A saved matrix (its directory or matrix.json): the kernel and its cells."""
+    path = path / "matrix.json" if path.is_dir() else path
+    try:
+        data = json.loads(path.read_text())
+        if data.get("schema") != "bqlab.matrix/1":
+            raise ValueError(f"schema {data.get('schema')!r}, expected 'bqlab.matrix/1'")
+        return data["kernel"], [Cell(**c) for c in data["cells"]]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise BadInput(f"{path}: not a saved bqlab matrix ({e})") from e
+
+
+def short(cell: Cell, width: int = 60) -> str:
+    text = cell.verdict + (f" ({cell.detail})" if cell.detail else "")
+    text = text.replace("|", "/").replace("\n", " ")
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def by_kernel(matrices: list[tuple[str, list[Cell]]]) -> str:
+    """README's table with a column per kernel: a row per (scenario, NIC model)."""
+    kernels = [k for k, _ in matrices]
+    rows: dict[tuple[str, str], dict[str, Cell]] = {}
+    for kernel, cells in matrices:
+        for c in cells:
+            rows.setdefault((c.scenario, c.nic), {})[kernel] = c
+    lines = ["| scenario | NIC | " + " | ".join(kernels) + " |",
+             "| --- | --- |" + " --- |" * len(kernels)]
+    for (scenario, nic), by in rows.items():
+        lines.append(f"| `{scenario}` | {nic} | " +
+                     " | ".join(short(by[k]) if k in by else "" for k in kernels) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def exit_code(cells: list[Cell]) -> int:
     """0 when every cell that could run passed, 1 when a verdict did not, 3 when a run
     could not finish. The kernel's own selftests failing is information, not bqlab's
