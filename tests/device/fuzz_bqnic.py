@@ -8,7 +8,9 @@ of RAM; buffer queues posted and rung;
 multi-fragment tx frames with wild lengths and checksum offsets; MSI-X messages aimed at
 the device itself; resets, FLRs, bus mastering and link flips, ITR changes, clock steps;
 and, all along, frames from the wire (0 to 9300 bytes, runts, valid and broken IPv4/IPv6
-TCP/UDP) through a `-netdev stream` socket.
+TCP/UDP) through a `-netdev stream` socket. One seed in four runs on `-netdev user`
+instead, whose slirp answers some frames (ARP for its gateway) inside the device's own
+transmit: no wire then, and the programs send such requests.
 
 A finding is: QEMU died; an ASan or UBSan report on its stderr; a hang (a qtest command
 that does not come back: a spin or a deadlock); a write into memory never handed to the
@@ -111,6 +113,7 @@ class Generator:
     bufs: list[int] = field(default_factory=list)
     rings: dict[tuple[int, str], RingModel] = field(default_factory=dict)
     link_up: bool = True
+    synchronous: bool = False  # -netdev user: no wire; slirp answers some of what is sent
 
     # --- addresses ---
     def buffer(self) -> int:
@@ -196,6 +199,9 @@ class Generator:
         if not ring or not ring.size:
             return
         nfrags = self.rng.choice([1, 1, 1, 2, 3, 17])
+        arp = self.synchronous and self.rng.random() < 0.5
+        if arp:
+            nfrags = 1
         for i in range(nfrags):
             buf = self.pointer(self.buffer())
             length = self.rng.choice([self.rng.randrange(1, 1600), 0, 9300, 65535])
@@ -205,7 +211,11 @@ class Generator:
             flags |= self.rng.getrandbits(16) & 0x7FFC if self.rng.random() < 0.05 else 0
             desc = struct.pack("<QHHHH", buf, length, flags, self.rng.randrange(0, 2000),
                                self.rng.randrange(0, 2000))
-            if HANDED[0] <= buf < HANDED[1]:
+            if arp and HANDED[0] <= buf < HANDED[1]:
+                length, flags = len(ARP_FOR_GATEWAY), 1
+                desc = struct.pack("<QHHHH", buf, length, flags, 0, 0)
+                self.emit("write", buf, ARP_FOR_GATEWAY.hex())
+            elif HANDED[0] <= buf < HANDED[1]:
                 self.emit("fill", buf, min(length, 1600), self.rng.getrandbits(32))
             at = ring.base + 16 * (ring.prod % ring.size)
             if self.handed(at, 16):
@@ -214,6 +224,8 @@ class Generator:
         self.emit("writel", qreg(q, "tx_prod"), ring.prod)
 
     def frame(self) -> None:
+        if self.synchronous:
+            return  # no wire: what comes in is slirp's answers
         r = self.rng.random()
         if r < 0.05:
             # runts, zero-length ones too; but not while the link is down: QEMU's net
@@ -333,8 +345,14 @@ def ip_frame(rng: random.Random) -> bytes:
     return b"\x52\x54\x00\x12\x34\x56" + rng.randbytes(6) + struct.pack("!H", ethertype) + ip + body
 
 
-def generate(seed: int, steps: int, queues: int) -> list[Op]:
-    gen = Generator(random.Random(seed), queues)
+# An ARP request from the device for slirp's gateway: answered at once, inside the send
+ARP_FOR_GATEWAY = (b"\xff" * 6 + bytes.fromhex("525400123456") + b"\x08\x06" +
+                   struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + bytes.fromhex("525400123456") +
+                   bytes([10, 0, 2, 15]) + bytes(6) + bytes([10, 0, 2, 2]))
+
+
+def generate(seed: int, steps: int, queues: int, netdev: str = "stream") -> list[Op]:
+    gen = Generator(random.Random(seed), queues, synchronous=netdev == "user")
     gen.start()
     for _ in range(steps):
         gen.step()
@@ -371,11 +389,11 @@ class Target:
     """One QEMU with a bqnic under qtest, set up as a driver would before the program."""
 
     def __init__(self, binary: Path, workdir: Path, queues: int, rx_nobuf: str,
-                 sanitize: bool, timeout: float = 30.0) -> None:
-        self.qt = Qtest(binary, workdir, queues=queues, rx_nobuf=rx_nobuf, netdev="stream",
+                 sanitize: bool, timeout: float = 30.0, netdev: str = "stream") -> None:
+        self.qt = Qtest(binary, workdir, queues=queues, rx_nobuf=rx_nobuf, netdev=netdev,
                         env=qemu.SANITIZER_ENV if sanitize else None, timeout=timeout,
                         extra=f",addr=0x{DEVFN >> 3:x}")
-        self.wire = Wire(self.qt.net)
+        self.wire = Wire(self.qt.net) if netdev == "stream" else None
         qt = self.qt
         qt.devfn = 0  # the host bridge: MMCONFIG on
         qt.cfg_writel(0x64, 0)
@@ -429,7 +447,8 @@ class Target:
         elif kind == "fill":
             qt.write(op[1], random.Random(op[3]).randbytes(op[2]))
         elif kind == "frame":
-            self.wire.send(bytes.fromhex(op[1]))
+            if self.wire is not None:
+                self.wire.send(bytes.fromhex(op[1]))
         elif kind == "cqsync":
             q, arm = op[1], op[2]
             qt.writel(qreg(q, "cq_arm" if arm else "cq_cons"), qt.readl(qreg(q, "cq_prod")))
@@ -449,7 +468,8 @@ class Target:
             self.check_stats()
         else:
             raise ValueError(f"unknown op {op!r}")
-        self.wire.pump()
+        if self.wire is not None:
+            self.wire.pump()
 
     # --- what must hold ---
     def check(self) -> None:
@@ -506,11 +526,14 @@ class Target:
         qt.writel(qreg(0, "rxq"), 1)
         qt.writel(qreg(0, "sbq_prod"), 64)
         qt.writel(qreg(0, "lbq_prod"), 64)
-        qt.writel(MMIO_BASE + CTRL, 0x02)  # RX_EN
         marker = b"\x52\x54\x00\x12\x34\x56" + bytes(6) + b"\x88\xb5" + b"revive!!" * 8
+        if self.wire is None:
+            # slirp answers an ARP request from the device: that answer is the marker
+            marker = self.revive_by_asking(tx)
+        qt.writel(MMIO_BASE + CTRL, 0x02 if self.wire else 0x06)  # RX_EN (and TX_EN)
         cons, deadline = 0, time.monotonic() + 10.0
         while time.monotonic() < deadline:
-            if len(self.wire.out) < 4096:
+            if self.wire is not None and len(self.wire.out) < 4096:
                 self.wire.send(marker)  # again: with drops, one may meet no buffer
             for reg in ("sbq", "lbq"):  # everything taken is posted again
                 qt.writel(qreg(0, f"{reg}_prod"), qt.readl(qreg(0, f"{reg}_cons")) + 64)
@@ -524,12 +547,31 @@ class Target:
                     return
                 cons = (cons + 1) & 0xFFFFFFFF
             qt.writel(qreg(0, "cq_cons"), cons)
-            self.wire.pump()
+            if self.wire is not None:
+                self.wire.pump()
             time.sleep(0.005)
             qt.clock_step(1000)
+        unread = f"{len(self.wire.out)} bytes still unread by QEMU" if self.wire else \
+            "slirp's answer to an ARP request never came in"
         raise FindingError(Finding(
-            "wedged", "after a reset, a plain driver never received the frame sent last "
-                      f"({len(self.wire.out)} bytes still unread by QEMU)"))
+            "wedged", f"after a reset, a plain driver never received the frame sent last "
+                      f"({unread})"))
+
+    def revive_by_asking(self, tx: int) -> bytes:
+        """Queue an ARP request for the gateway on tx ring 0 (sent once TX_EN is set), and
+        return the answer slirp gives: the frame revive() must see come in."""
+        qt = self.qt
+        buf = MAILBOX + 0x3000
+        qt.write(buf, ARP_FOR_GATEWAY)
+        qt.write(tx, struct.pack("<QHHHH", buf, len(ARP_FOR_GATEWAY), 1, 0, 0))
+        qt.writel(qreg(0, "txq"), 1)
+        qt.writel(qreg(0, "tx_prod"), 1)
+        gateway_mac = bytes.fromhex("52550a000202")  # slirp: 52:55 and the IP address
+        answer = (bytes.fromhex("525400123456") + gateway_mac + b"\x08\x06" +
+                  struct.pack("!HHBBH", 1, 0x0800, 6, 4, 2) + gateway_mac +
+                  bytes([10, 0, 2, 2]) + bytes.fromhex("525400123456") +
+                  bytes([10, 0, 2, 15]))
+        return answer + bytes(64 - len(answer))  # slirp sends it padded to 64 bytes
 
     def check_stats(self) -> list[dict]:
         """The per-queue stats, once they are checked."""
@@ -563,7 +605,7 @@ def execute(binary: Path, workdir: Path, program: dict, sanitize: bool,
     target = None
     try:
         target = Target(binary, workdir, program["queues"], program["rx_nobuf"], sanitize,
-                        timeout)
+                        timeout, program.get("netdev", "stream"))
         for i, op in enumerate(program["ops"]):
             target.run(op)
             done += 1
@@ -601,8 +643,9 @@ def _after(target: Target | None, finding: Finding | None) -> Finding | None:
 def program_for(seed: int, steps: int) -> dict:
     rng = random.Random(seed ^ 0x5EED)
     queues = rng.choice([1, 2, 4])
+    netdev = "user" if seed % 4 == 3 else "stream"
     return {"seed": seed, "queues": queues, "rx_nobuf": rng.choice(["drop", "drop", "queue"]),
-            "ops": generate(seed, steps, queues)}
+            "netdev": netdev, "ops": generate(seed, steps, queues, netdev)}
 
 
 def shrink(binary: Path, workdir: Path, program: dict, finding: Finding, sanitize: bool,
