@@ -52,6 +52,21 @@ def test_xarray_nomem_fails_without_the_page_pool_fix(built, bqlab_env: dict[str
     assert "__xas_nomem" in report["console_findings"]["dut"][0]["excerpt"]
 
 
+def test_xarray_nomem_stalls_without_clearing_causes_at_open(
+        built, bqlab_env: dict[str, str], tmp_path: Path) -> None:
+    """The driver unmasked its queues at open with a cause still set from before IRQ_AUTO
+    was on; the device sends a cause once until it is cleared (qemu-device/SPEC.md 6), so
+    that queue never interrupted again. xarray-nomem's ring change and ifdown/ifup under
+    traffic show it (reconfigure-under-failure did not, in the one run tried)."""
+    res = run_bqlab(["run", "xarray-nomem", "--kernel-patch",
+                     str(PATCHES / "revert-clear-causes-at-open.patch")], bqlab_env,
+                    timeout=1800)
+    report = only_report(tmp_path / "artifacts")
+    got = {v["name"]: v["verdict"] for v in report["verdicts"]}
+    assert (res.returncode, got.get("rx-stall")) == (1, "STALL"), \
+        f"{report['diagnosis']}\n{got}"
+
+
 @pytest.mark.parametrize("patch,verdict,outcome", REVERTED,
                          ids=[p.removeprefix("revert-").removesuffix(".patch")
                               for p, _, _ in REVERTED])
