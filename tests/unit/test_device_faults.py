@@ -55,7 +55,8 @@ def test_dma_fault_cancels_what_did_not_land_in_time() -> None:
 
 
 def _state(dma_errors: int, injected: int, api: int = 0) -> Any:
-    dut = SimpleNamespace(run=lambda *_a, **_k: SimpleNamespace(ok=True, stdout=f"{api}\n"))
+    dut = SimpleNamespace(run=lambda *_a, **_k: SimpleNamespace(ok=True, stdout=f"{api}\n"),
+                          console_text=lambda: "")
     dog = SimpleNamespace(dma_errors=lambda: dma_errors,
                           dma_faults_injected=lambda: injected)
     return SimpleNamespace(topo={"dut": dut}, watchdog=dog)
