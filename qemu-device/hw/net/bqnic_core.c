@@ -55,7 +55,7 @@ static bool bqnic_queue_stopped(BqnicQueue *q)
  * an ITR timer, a PCI config write, a link change) runs between these two,
  * never nested (SPEC 7). While it runs, the re-entrancy guard makes the
  * memory core refuse accesses to our BARs (MSI-X table included), a config
- * write is refused (bqnic_core_write_config) and a frame waits in the net
+ * write is refused (bqnic_write_config in bqnic.c) and a frame waits in the net
  * layer (bqnic_core_can_receive): nothing the device emits, wherever it is
  * aimed, starts more work in it. False if work is running already.
  */
@@ -277,17 +277,19 @@ static bool bqnic_dma_range_ok(BqnicQueue *q, enum BqnicDmaWhere where,
  * caller stops without touching the reset state. Nothing in flight
  * completes after a reset (QEMU's reset leaves the bus-master region on).
  */
-static bool bqnic_dma_read(BqnicQueue *q, enum BqnicDmaWhere where,
-                           dma_addr_t addr, void *buf, dma_addr_t len)
+static bool bqnic_dma(BqnicQueue *q, enum BqnicDmaWhere where,
+                      dma_addr_t addr, void *buf, dma_addr_t len,
+                      DMADirection dir)
 {
     BqnicCore *core = q->core;
     uint32_t generation = core->generation;
 
-    if (!bqnic_dma_range_ok(q, where, addr, len, DMA_DIRECTION_TO_DEVICE) ||
+    if (!bqnic_dma_range_ok(q, where, addr, len, dir) ||
         bqnic_dma_fault_injected(q, where, addr)) {
         return false;
     }
-    if (pci_dma_read(core->owner, addr, buf, len) != MEMTX_OK) {
+    if (pci_dma_rw(core->owner, addr, buf, len, dir,
+                   MEMTXATTRS_UNSPECIFIED) != MEMTX_OK) {
         if (core->generation == generation) {
             bqnic_dma_error(q, where, addr);
         }
@@ -296,23 +298,18 @@ static bool bqnic_dma_read(BqnicQueue *q, enum BqnicDmaWhere where,
     return core->generation == generation;
 }
 
+static bool bqnic_dma_read(BqnicQueue *q, enum BqnicDmaWhere where,
+                           dma_addr_t addr, void *buf, dma_addr_t len)
+{
+    return bqnic_dma(q, where, addr, buf, len, DMA_DIRECTION_TO_DEVICE);
+}
+
 static bool bqnic_dma_write(BqnicQueue *q, enum BqnicDmaWhere where,
                             dma_addr_t addr, const void *buf, dma_addr_t len)
 {
-    BqnicCore *core = q->core;
-    uint32_t generation = core->generation;
-
-    if (!bqnic_dma_range_ok(q, where, addr, len, DMA_DIRECTION_FROM_DEVICE) ||
-        bqnic_dma_fault_injected(q, where, addr)) {
-        return false;
-    }
-    if (pci_dma_write(core->owner, addr, buf, len) != MEMTX_OK) {
-        if (core->generation == generation) {
-            bqnic_dma_error(q, where, addr);
-        }
-        return false;
-    }
-    return core->generation == generation;
+    /* pci_dma_rw() takes one buffer for both directions; it only reads it */
+    return bqnic_dma(q, where, addr, (void *)buf, len,
+                     DMA_DIRECTION_FROM_DEVICE);
 }
 
 /* Receive */
