@@ -67,6 +67,11 @@ def run(load: Callable[[str, list[str]], object], run_one: Callable[[object], Ru
     return cells
 
 
+def cell_text(cell: Cell) -> str:
+    """A table cell: the verdict and, unless it passed, why ('|' would end the cell)."""
+    return (cell.verdict + (f" ({cell.detail})" if cell.detail else "")).replace("|", "/")
+
+
 def markdown(cells: list[Cell], kernel: str, when: str | None = None) -> str:
     nics = list(dict.fromkeys(c.nic for c in cells))
     scenarios = list(dict.fromkeys(c.scenario for c in cells))
@@ -82,8 +87,7 @@ def markdown(cells: list[Cell], kernel: str, when: str | None = None) -> str:
             if c is None:
                 row.append("")
                 continue
-            text = c.verdict + (f" ({c.detail})" if c.detail else "")
-            row.append(text.replace("|", "/"))
+            row.append(cell_text(c))
         lines.append(f"| `{s}` | " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
@@ -109,8 +113,7 @@ def load(path: Path) -> tuple[str, list[Cell]]:
 
 
 def short(cell: Cell, width: int = 60) -> str:
-    text = cell.verdict + (f" ({cell.detail})" if cell.detail else "")
-    text = text.replace("|", "/").replace("\n", " ")
+    text = cell_text(cell).replace("\n", " ")
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
